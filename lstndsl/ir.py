@@ -1,0 +1,314 @@
+"""The typed IR of a spec: what it means, with the source position of everything in it.
+
+Pure pydantic, frozen, `extra="forbid"`. Layers are a tagged union on `kind`; each tag is the
+layer's one name, shared by the spec word, the catalog entry (catalog.py) and the compiler's
+builder (compiler/layers.py). The IR holds layers as written and completed by the parser
+(Filter Shape folded in, header defaults applied); fields left `None` are filled by inference
+from the incoming shape (`catalog.Entry.resolve`).
+
+This module is not: parsing (parser.py), inference or checking (catalog.py, check.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+#: (C, H, W) for a feature map, (N,) for a flat vector. Printed as H×W×C, as the paper does.
+Shape = tuple[int, ...]
+
+
+def _pair(value: Any) -> Any:
+    """Accept 3 for (3, 3), as torch does."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (value, value)
+    return value
+
+
+Pair = Annotated[tuple[int, int], BeforeValidator(_pair)]
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Pos(_Node):
+    """A 1-based source position and the width of what stands there."""
+
+    line: int
+    column: int
+    width: int = 1
+
+
+class _Layer(_Node):
+    pos: Pos | None = None
+    """Where the layer's word stands in the spec (None for layers a header default added)."""
+
+
+class Conv(_Layer):
+    """2-D convolution. Filter Shape kh×kw×c_in×c_out."""
+
+    kind: Literal["conv"] = "conv"
+    out_channels: Annotated[int, Field(ge=1)] | None = None
+    in_channels: Annotated[int, Field(ge=1)] | None = None
+    """Declared input channels (Filter Shape); None: whatever the previous row gives."""
+    kernel: Pair | None = None
+    stride: Pair = (1, 1)
+    padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
+    groups: Annotated[int, Field(ge=1)] = 1
+    bias: bool = True
+
+
+class MaxPool(_Layer):
+    """Max pooling. Filter Shape kh×kw×C×C (or kh×kw); stride defaults to the kernel."""
+
+    kind: Literal["maxpool"] = "maxpool"
+    kernel: Pair | None = None
+    stride: Pair | None = None
+    padding: Pair = (0, 0)
+    dilation: Pair = (1, 1)
+    ceil_mode: bool = False
+    channels: int | None = None
+    """Declared channels (Filter Shape), checked against the incoming map."""
+
+
+class AvgPool(_Layer):
+    """Average pooling. Filter Shape kh×kw×C×C (or kh×kw); stride defaults to the kernel."""
+
+    kind: Literal["avgpool"] = "avgpool"
+    kernel: Pair | None = None
+    stride: Pair | None = None
+    padding: Pair = (0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+    channels: int | None = None
+
+
+class AdaptiveAvgPool(_Layer):
+    """Adaptive average pooling to a fixed output size (global average pooling by default)."""
+
+    kind: Literal["adaptiveavgpool"] = "adaptiveavgpool"
+    output: Pair = (1, 1)
+
+
+class BatchNorm(_Layer):
+    """Batch normalization over channels (BatchNorm2d on maps, BatchNorm1d on vectors)."""
+
+    kind: Literal["batchnorm"] = "batchnorm"
+    num_features: int | None = None
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
+    affine: bool = True
+
+
+class Dropout(_Layer):
+    kind: Literal["dropout"] = "dropout"
+    p: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class Linear(_Layer):
+    """Fully connected layer. Filter Shape in×out, or `fc 32` in the Type cell."""
+
+    kind: Literal["linear"] = "linear"
+    out_features: Annotated[int, Field(ge=1)] | None = None
+    in_features: Annotated[int, Field(ge=1)] | None = None
+    bias: bool = True
+
+
+class Flatten(_Layer):
+    kind: Literal["flatten"] = "flatten"
+
+
+class Activation(_Layer):
+    """An elementwise activation without parameters of its own."""
+
+    kind: Literal[
+        "relu",
+        "relu6",
+        "selu",
+        "gelu",
+        "silu",
+        "mish",
+        "sigmoid",
+        "tanh",
+        "hardswish",
+        "hardsigmoid",
+        "softplus",
+        "identity",
+    ]
+
+
+class LeakyReLU(_Layer):
+    kind: Literal["leakyrelu"] = "leakyrelu"
+    negative_slope: float = 0.01
+
+
+class ELU(_Layer):
+    kind: Literal["elu"] = "elu"
+    alpha: float = 1.0
+
+
+class PReLU(_Layer):
+    """Parametric ReLU: one learned slope, or one per channel (`prelu, per channel`)."""
+
+    kind: Literal["prelu"] = "prelu"
+    per_channel: bool = False
+    num_parameters: int | None = None
+
+
+Layer = Annotated[
+    Conv
+    | MaxPool
+    | AvgPool
+    | AdaptiveAvgPool
+    | BatchNorm
+    | Dropout
+    | Linear
+    | Flatten
+    | Activation
+    | LeakyReLU
+    | ELU
+    | PReLU,
+    Field(discriminator="kind"),
+]
+
+#: every layer class of the union, for the completeness test and the catalog
+LAYER_CLASSES: tuple[type[_Layer], ...] = (
+    Conv,
+    MaxPool,
+    AvgPool,
+    AdaptiveAvgPool,
+    BatchNorm,
+    Dropout,
+    Linear,
+    Flatten,
+    Activation,
+    LeakyReLU,
+    ELU,
+    PReLU,
+)
+
+
+def layer_tags(cls: type[_Layer]) -> tuple[str, ...]:
+    """The `kind` tags a layer class carries (Activation carries several)."""
+    annotation = cls.model_fields["kind"].annotation
+    return tuple(getattr(annotation, "__args__", ()))
+
+
+class Dims(_Node):
+    """A dimension cell as written: Filter Shape kh×kw×c_in×c_out, Output Shape H×W×C or N."""
+
+    values: tuple[int, ...]
+    pos: Pos
+
+
+class DeclaredParams(_Node):
+    """A Parameters cell: one number or a sum such as 112+8 (conv, then batch norm)."""
+
+    terms: tuple[int, ...]
+    pos: Pos
+
+    @property
+    def total(self) -> int:
+        return sum(self.terms)
+
+
+class Cell(_Node):
+    text: str
+    pos: Pos
+
+
+class Row(_Node):
+    """One data row of the layer table."""
+
+    pos: Pos
+    type: Cell
+    """The Type cell as written."""
+    layers: tuple[Layer, ...]
+    """The row's layers in order: the primary layer, then what the row attaches (BN, ReLU …)."""
+    filter: Dims | None = None
+    output: Dims | None = None
+    params: DeclaredParams | None = None
+
+
+class InputSize(_Node):
+    height: Annotated[int, Field(ge=1)]
+    width: Annotated[int, Field(ge=1)]
+    channels: Annotated[int, Field(ge=1)] = 3
+    pos: Pos | None = None
+
+    @property
+    def shape(self) -> Shape:
+        return (self.channels, self.height, self.width)
+
+
+TransformKind = Literal["affine", "translation", "similarity", "projective"]
+
+#: how many numbers the regression head must produce for each transform kind
+TRANSFORM_DOF: dict[str, int] = {"affine": 6, "translation": 2, "similarity": 4, "projective": 8}
+
+
+class Transform(_Node):
+    """What θ is: the transform kind and optional bounds on its scale and translation."""
+
+    kind: TransformKind = "affine"
+    scale: tuple[float, float] | None = None
+    """Bounds (min, max) on the scale, e.g. `scale 0.5..1.5`; None: unbounded."""
+    translation: float | None = None
+    """Bound on |tx| and |ty| in normalized coordinates ([-1, 1] spans the image)."""
+    pos: Pos | None = None
+
+    @property
+    def dof(self) -> int:
+        return TRANSFORM_DOF[self.kind]
+
+
+class Sampler(_Node):
+    """The grid generator and sampler; one align_corners for both, always explicit."""
+
+    mode: Literal["bilinear", "nearest", "bicubic"] = "bilinear"
+    padding_mode: Literal["zeros", "border", "reflection"] = "zeros"
+    align_corners: bool = False
+    pos: Pos | None = None
+
+
+class Spec(_Node):
+    """A parsed spec: header values, the layer table, and the head."""
+
+    name: str
+    path: str = "<spec>"
+    source: str = ""
+    """The spec text as read (checkpoints carry it; fmt rewrites it)."""
+    input: InputSize
+    activation: Layer | None = None
+    """The header's default activation, appended to Conv and Linear rows that name none."""
+    head: tuple[Layer, ...]
+    head_pos: Pos | None = None
+    transform: Transform = Transform()
+    sampler: Sampler = Sampler()
+    rows: tuple[Row, ...]
+    total: DeclaredParams | None = None
+    total_pos: Pos | None = None
+
+    def semantic(self) -> dict[str, Any]:
+        """The IR without positions, path and source text: what two specs must share to mean
+        the same net (used by the fmt round-trip)."""
+        return _strip(self.model_dump(exclude={"path", "source"}))
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in {"pos", "head_pos", "total_pos"}}
+    if isinstance(value, list | tuple):
+        return [_strip(v) for v in value]
+    return value
+
+
+def format_shape(shape: Shape, times: str = "×") -> str:
+    """(C, H, W) as the paper prints it, H×W×C; a vector as its length."""
+    if len(shape) == 3:
+        c, h, w = shape
+        return f"{h}{times}{w}{times}{c}"
+    return times.join(str(d) for d in shape)
