@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lstndsl.check import Analysis, analyze, check
+from lstndsl.check import Analysis, analyze
 from lstndsl.errors import (
     CompileError,
     Diagnostic,
@@ -37,7 +37,6 @@ __all__ = [
     "SpecCheckError",
     "SpecInputError",
     "analyze",
-    "check",
     "load",
     "parse",
 ]
@@ -48,5 +47,5 @@ __version__ = "0.1.0"
 def load(path: str | Path) -> Spec:
     """Parse and check the spec at `path`. Raises on any error; warnings do not raise."""
     spec = parse_file(path)
-    check(spec)
+    analyze(spec).raise_for_errors()
     return spec

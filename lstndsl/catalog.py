@@ -262,6 +262,13 @@ def _prelu_resolve(layer: ir.PReLU, shape: Shape) -> tuple[Any, Shape]:
     return layer.model_copy(update={"num_parameters": n}), shape
 
 
+def _named(name: str) -> Callable[[Any, Shape], str]:
+    def describe(layer: Any, shape: Shape) -> str:
+        return f"{name}()"
+
+    return describe
+
+
 _WINDOW_OPTIONS: dict[str, tuple[str, Any]] = {
     "kernel": ("kernel", None),
     "kernel size": ("kernel", None),
@@ -446,7 +453,7 @@ _ENTRIES: list[Entry] = [
             resolve=_same,
             cost=_act_cost,
             affine_map=kind == "identity",
-            describe=lambda layer, s, name=words[0]: f"{name}()",
+            describe=_named(words[0]),
             attach=True,
         )
         for kind, words in _ACTIVATION_WORDS.items()

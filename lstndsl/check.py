@@ -419,15 +419,15 @@ def _params_fix(
     bn = 2 * channels
     type_text = row.type.text
     # a batch norm the Type cell does not name
-    if not has_bn and channels:
-        if declared == (*inferred, bn) or (
-            len(declared) == 1 and declared[0] == sum(inferred) + bn
-        ):
-            return (
-                f"{_terms(declared)} implies a batch norm the Type cell does not name"
-                f" (BatchNorm2d({channels}) has {bn}): '{type_text} + BN' would fit",
-                True,
-            )
+    missing_bn = declared == (*inferred, bn) or (
+        len(declared) == 1 and declared[0] == sum(inferred) + bn
+    )
+    if not has_bn and channels and missing_bn:
+        return (
+            f"{_terms(declared)} implies a batch norm the Type cell does not name"
+            f" (BatchNorm2d({channels}) has {bn}): '{type_text} + BN' would fit",
+            True,
+        )
     if len(declared) == len(inferred) and len(declared) > 1:
         wrong = [(r, d) for r, d in zip(weighted, declared, strict=True) if r.params != d]
         parts = []

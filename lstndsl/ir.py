@@ -285,6 +285,8 @@ class Spec(_Node):
     activation: Layer | None = None
     """The header's default activation, appended to Conv and Linear rows that name none."""
     head: tuple[Layer, ...]
+    head_text: str = ""
+    """The head as written, e.g. 'flatten -> fc 32 -> relu -> fc 6'."""
     head_pos: Pos | None = None
     transform: Transform = Transform()
     sampler: Sampler = Sampler()

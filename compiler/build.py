@@ -1,0 +1,168 @@
+"""IR -> torch: build the spatial transformer (and, with a backbone, the full model), then
+check that torch agrees with the catalog, row by row.
+
+Three witnesses for every number: the spec declares it, the catalog infers it (check.py),
+and here the real module is counted and run. A disagreement is a CompileError at the row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from compiler import transforms
+from compiler.layers import build_chain
+from compiler.stn import SpatialTransformer, STNModel
+from lstndsl import check, ir
+from lstndsl.errors import CompileError, Diagnostic, SpecCheckError, UsageError
+from lstndsl.ir import format_shape
+
+InputSize = int | tuple[int, int] | None
+
+
+def size_pair(input_size: InputSize) -> tuple[int, int] | None:
+    if input_size is None:
+        return None
+    if isinstance(input_size, int):
+        return (input_size, input_size)
+    return (int(input_size[0]), int(input_size[1]))
+
+
+def analyze_for_build(spec: ir.Spec, input_size: InputSize = None) -> check.Analysis:
+    """Analyze at the build size; any error (or an incomplete inference) raises."""
+    size = size_pair(input_size)
+    if size is not None and min(size) < 1:
+        raise UsageError(f"input size {size[0]}x{size[1]} is not positive")
+    analysis = check.analyze(spec, size)
+    if analysis.errors:
+        raise SpecCheckError(analysis.diagnostics, spec.source)
+    if not analysis.complete:  # pragma: no cover - incomplete inference always reports errors
+        raise SpecCheckError(analysis.diagnostics, spec.source)
+    return analysis
+
+
+def build_stn(spec: ir.Spec, analysis: check.Analysis) -> SpatialTransformer:
+    localization = nn.Sequential()
+    for i, rr in enumerate(analysis.rows, start=1):
+        kinds = "_".join(dict.fromkeys(r.layer.kind for r in rr.layers))
+        localization.add_module(f"row{i:02d}_{kinds}", build_chain(rr.layers))
+    head = build_chain(analysis.head)
+    last = list(head.children())[-1] if len(head) else None
+    if not isinstance(last, nn.Linear):
+        pos = spec.head_pos or ir.Pos(line=1, column=1)
+        raise CompileError(
+            [
+                Diagnostic(
+                    "error",
+                    "the head must end in a linear layer: it starts at the identity transform"
+                    " (zero weights, identity bias)",
+                    spec.path,
+                    pos.line,
+                    pos.column,
+                    f"end the head with 'fc {spec.transform.dof}'",
+                    code="head",
+                )
+            ],
+            spec.source,
+        )
+    with torch.no_grad():
+        last.weight.zero_()
+        if last.bias is None:
+            raise CompileError(
+                [
+                    Diagnostic(
+                        "error",
+                        "the head's last linear layer needs a bias to hold the identity",
+                        spec.path,
+                        (spec.head_pos or ir.Pos(line=1, column=1)).line,
+                        (spec.head_pos or ir.Pos(line=1, column=1)).column,
+                        code="head",
+                    )
+                ],
+                spec.source,
+            )
+        last.bias.copy_(torch.tensor(transforms.identity_raw(spec.transform)))
+    return SpatialTransformer(localization, head, spec.transform, spec.sampler)
+
+
+def verify(stn: SpatialTransformer, analysis: check.Analysis) -> None:
+    """Count and run the real module; raise CompileError at each row torch disagrees with."""
+    spec = analysis.spec
+    diags: list[Diagnostic] = []
+
+    def disagree(message: str, pos: ir.Pos | None) -> None:
+        p = pos or ir.Pos(line=1, column=1)
+        diags.append(Diagnostic("error", message, spec.path, p.line, p.column, code="torch"))
+
+    modules = list(stn.localization.children())
+    for module, rr in zip(modules, analysis.rows, strict=True):
+        count = sum(p.numel() for p in module.parameters())
+        if count != rr.params:
+            disagree(
+                f"torch's {module.__class__.__name__} has {count} parameters,"
+                f" the catalog infers {rr.params}",
+                rr.row.type.pos,
+            )
+    head_count = sum(p.numel() for p in stn.head.parameters())
+    if head_count != analysis.params_head:
+        disagree(
+            f"torch's head has {head_count} parameters, the catalog infers {analysis.params_head}",
+            spec.head_pos,
+        )
+    was_training = stn.training
+    stn.eval()
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, *analysis.input)
+            for module, rr in zip(modules, analysis.rows, strict=True):
+                x = module(x)
+                got = tuple(x.shape[1:])
+                if got != rr.output:
+                    disagree(
+                        f"torch's output is {format_shape(got)}, the catalog infers"
+                        f" {format_shape(rr.output or ())}",
+                        rr.row.type.pos,
+                    )
+                    break
+            else:
+                out = stn.head(x)
+                if tuple(out.shape[1:]) != (spec.transform.dof,):
+                    disagree(
+                        f"torch's head gives {tuple(out.shape[1:])}, expected"
+                        f" ({spec.transform.dof},)",
+                        spec.head_pos,
+                    )
+    finally:
+        stn.train(was_training)
+    if diags:
+        raise CompileError(diags, spec.source)
+
+
+def build(
+    spec: ir.Spec,
+    backbone: str | None = None,
+    num_classes: int | None = None,
+    input_size: InputSize = None,
+    **backbone_options: Any,
+) -> nn.Module:
+    """Compile a spec. Without a backbone: the spatial transformer alone (image in, resampled
+    image out). With one: `STNModel`, whose forward is `backbone(stn(x))`.
+
+    `input_size` (N or (H, W)) re-infers the localization net and head at that size; with a
+    backbone and no input size, the backbone's default resolution is used.
+    """
+    if backbone is not None:
+        from compiler import backbones
+
+        if input_size is None:
+            input_size = backbones.default_resolution(backbone)
+        net = backbones.create(backbone, num_classes=num_classes, **backbone_options)
+        stn = build(spec, input_size=input_size)
+        assert isinstance(stn, SpatialTransformer)
+        return STNModel(stn, net)
+    analysis = analyze_for_build(spec, input_size)
+    stn = build_stn(spec, analysis)
+    verify(stn, analysis)
+    return stn

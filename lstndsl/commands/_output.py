@@ -1,0 +1,62 @@
+"""Shared printing and flag parsing for the commands: diagnostics, tables, sizes, numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from lstndsl.errors import Diagnostic, UsageError, sorted_diagnostics
+
+
+def print_diagnostics(
+    diags: Sequence[Diagnostic], source: str | None = None, stream: TextIO | None = None
+) -> None:
+    """Each diagnostic as `path:line:col: severity: message`, then its source line and a caret."""
+    out = stream or sys.stderr
+    for d in sorted_diagnostics(diags):
+        print(d.format(source if d.line > 0 else None), file=out)
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """`--input-size 240` or `240x320` (H×W) -> (240, 240) / (240, 320)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×,]\s*(\d+))?\s*", text)
+    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
+        raise UsageError(f"--input-size takes N or HxW (e.g. 240 or 240x320), not '{text}'")
+    h = int(m.group(1))
+    return (h, int(m.group(2)) if m.group(2) else h)
+
+
+def num(n: int | float) -> str:
+    """12,345 (thousands separators), for people; --json prints plain numbers."""
+    return f"{n:,}" if isinstance(n, int) else f"{n:,.3g}"
+
+
+def human(n: int) -> str:
+    """12.3M, 4.1G: for MAC and parameter totals in prose."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return str(n)
+
+
+def table(rows: Sequence[Sequence[str]], align: str, stream: TextIO | None = None) -> None:
+    """Print rows as aligned columns; `align` has one of l/r per column. Row 0 is the header."""
+    out = stream or sys.stdout
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for k, r in enumerate(rows):
+        cells = [
+            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align, strict=True)
+        ]
+        print("  ".join(cells).rstrip(), file=out)
+        if k == 0:
+            print("  ".join("-" * w for w in widths), file=out)
+
+
+def dump_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")

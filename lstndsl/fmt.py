@@ -1,0 +1,101 @@
+"""`lstndsl fmt`: print a spec with its table's columns aligned; optionally fill empty cells.
+
+Only the table is rewritten; header lines, the caption and comments stay as written, and
+every cell keeps its text (LaTeX, `x` or `×`, all as the author wrote them). With `fill`, empty
+Output Shape and Parameters cells (and the Total) get the inferred values at the declared input
+size, adding those columns if the table lacks them. Parse -> fmt -> parse gives the same IR.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lstndsl import catalog, check, parser
+from lstndsl.interpret import COLUMN_TITLES, COLUMNS, build_spec
+from lstndsl.ir import format_shape
+from lstndsl.parser import RawRow
+
+_DIMS_SIGN = re.compile(r"\d( ?)(×|\\times|[xX*]) ?\d")
+
+
+def _times(cells: list[str]) -> str:
+    """The multiplication sign (and spacing) the table already uses for dimensions."""
+    for cell in cells:
+        m = _DIMS_SIGN.search(cell)
+        if m:
+            return f" {m.group(2)} " if m.group(1) else m.group(2)
+    return "×"
+
+
+def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
+    doc = parser.parse_document(text, path)
+    if not doc.rows:
+        return doc.source
+    header, data = doc.rows[0], doc.rows[1:]
+    columns = [COLUMNS.get(catalog.normalize(c.text), "?") for c in header.cells]
+    titles = [c.text for c in header.cells]
+    grid: list[list[str]] = [[c.text for c in r.cells] for r in data]
+
+    if fill:
+        for col in ("output", "params"):
+            if col not in columns:
+                columns.append(col)
+                titles.append(COLUMN_TITLES[col])
+                for cells in grid:
+                    cells.append("")
+        spec = build_spec(doc)
+        analysis = check.analyze(spec)
+        times = _times([c for r in grid for c in r])
+        results = iter(analysis.rows)
+        total_params = analysis.params_localization if analysis.complete else None
+        type_col = columns.index("type")
+        for cells in grid:
+            while len(cells) < len(columns):
+                cells.append("")
+            is_total = catalog.normalize(cells[type_col]) in {"total", "sum"}
+            if is_total:
+                if _blank(cells[columns.index("params")]) and total_params is not None:
+                    cells[columns.index("params")] = str(total_params)
+                continue
+            result = next(results, None)
+            if result is None or result.output is None:
+                continue
+            out_col, par_col = columns.index("output"), columns.index("params")
+            if _blank(cells[out_col]):
+                cells[out_col] = format_shape(result.output, times)
+            if _blank(cells[par_col]):
+                terms = result.param_terms
+                cells[par_col] = "+".join(map(str, terms)) if terms else "0"
+    return _render(doc, header, data, titles, grid)
+
+
+def _blank(cell: str) -> bool:
+    return cell.strip() in {"", "-", "—", "–"}
+
+
+def _render(
+    doc: parser.Document,
+    header: RawRow,
+    data: list[RawRow],
+    titles: list[str],
+    grid: list[list[str]],
+) -> str:
+    ncols = max([len(titles), *(len(r) for r in grid)])
+    rows = [titles + [""] * (ncols - len(titles))] + [r + [""] * (ncols - len(r)) for r in grid]
+    widths = [max(3, *(len(r[i]) for r in rows)) for i in range(ncols)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    lines = doc.source.split("\n")
+    rendered = {header.line: line(rows[0])}
+    for raw, cells in zip(data, rows[1:], strict=True):
+        rendered[raw.line] = line(cells)
+    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    for sep_line in doc.separator_lines[:1]:
+        rendered[sep_line] = separator
+    for number, new in rendered.items():
+        old = lines[number - 1]
+        comment = old[old.index("#") :] if "#" in old else ""
+        lines[number - 1] = f"{new}  {comment}" if comment else new
+    return "\n".join(lines)
