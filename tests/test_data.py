@@ -203,7 +203,7 @@ def test_digit_batches_carry_theta_and_grey_in_three_channels(digits: Dataset) -
     assert torch.equal(batch.images[:, 0], batch.images[:, 2])
     assert batch.images.min() >= 0.0 and batch.images.max() <= 1.0
     expected = digits.source.images[batch.indices].float().div(255).expand(-1, 3, -1, -1)
-    assert torch.equal(batch.images, expected)
+    torch.testing.assert_close(batch.images, expected, rtol=0, atol=1e-6)
     # θ lives in normalized coordinates, so it still undoes the distortion after a resize
     small = open_dataset("digits", seed=0, image_size=48)
     b48 = small.load(batch.indices)
@@ -358,7 +358,8 @@ def test_resized_batches_are_normalized_and_match_the_naive_pipeline(cifar_dir: 
     native = open_dataset(f"cifar10:{cifar_dir}", seed=3)
     assert native.image_size == 32 and native.native_size == (32, 32)
     batch = native.load([0, 5, 101])
-    assert torch.equal(batch.images, (native.source.images[[0, 5, 101]].float() / 255 - 0.5) / 0.5)
+    expected = (native.source.images[[0, 5, 101]].float() / 255 - 0.5) / 0.5
+    torch.testing.assert_close(batch.images, expected, rtol=0, atol=1e-6)
     assert native.mean == CIFAR_MEAN
     big = open_dataset(f"cifar10:{cifar_dir}", seed=3, image_size=96)
     batch = next(big.batches("test", 6, shuffle=False))

@@ -177,8 +177,11 @@ class Dataset:
         self.split = split
         #: what the user should be told (scaled splits, default sizes)
         self.notes = notes
-        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self._std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        # (pixel/255 - mean)/std as one multiply-add on uint8 values
+        m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+        self._scale = (1.0 / (255.0 * s)).float()
+        self._shift = (-m / s).float()
 
     # --- what it is
     @property
@@ -246,19 +249,23 @@ class Dataset:
     def load(self, indices: Sequence[int] | np.ndarray | torch.Tensor, number: int = 0) -> Batch:
         """The examples at these dataset indices, preprocessed, as one batch."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        raw = self.source.images.index_select(0, idx)
-        x = raw.to(torch.float32).div_(255.0)
-        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(
-                x,
-                size=(self.image_size, self.image_size),
+        x = self.source.images.index_select(0, idx).to(torch.float32)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # grey -> RGB, a view
+        # Normalize first, at the stored size: bilinear weights sum to 1, so resizing
+        # commutes with this affine map, and the big output is then written only once.
+        images = x * self._scale + self._shift
+        h, w = images.shape[-2:]
+        out = self.image_size
+        if (h, w) != (out, out):
+            images = F.interpolate(
+                images,
+                size=(out, out),
                 mode="bilinear",
-                antialias=True,
+                # only matters when shrinking; enlarging gives the same result without it
+                antialias=out < h or out < w,
                 align_corners=False,
             )
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        images = (x - self._mean) / self._std
         theta = None if self.source.theta is None else self.source.theta.index_select(0, idx)
         return Batch(images, self.source.labels.index_select(0, idx), theta, idx, number)
 
