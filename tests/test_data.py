@@ -25,6 +25,7 @@ from lstndsl.train.data import (
     load_split,
     open_dataset,
     parse_dataset_name,
+    resize_bilinear,
 )
 from lstndsl.train.digits import (
     DEFAULT_CANVAS,
@@ -375,6 +376,18 @@ def test_resized_batches_are_normalized_and_match_the_naive_pipeline(cifar_dir: 
     assert [naive[i][1] for i in range(6)] == batch.labels.tolist()
     assert (reference - batch.images).abs().max() < 2.5 / 255 / 0.5
     assert (reference - batch.images).abs().mean() < 0.7 / 255 / 0.5
+
+
+@pytest.mark.parametrize(("h", "w", "size"), [(32, 32, 224), (64, 64, 48), (20, 30, 24)])
+def test_matrix_resize_equals_interpolate(h: int, w: int, size: int) -> None:
+    images = torch.rand(4, 3, h, w, generator=torch.Generator().manual_seed(0))
+    reference = F.interpolate(
+        images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+    torch.testing.assert_close(resize_bilinear(images, size), reference, rtol=0, atol=1e-5)
+    # a constant image stays constant: the weights sum to 1 (why normalizing first is exact)
+    flat = resize_bilinear(torch.full((1, 1, h, w), 0.3), size)
+    torch.testing.assert_close(flat, torch.full_like(flat, 0.3))
 
 
 def test_caltech_tree_is_read_once_resized_without_background(tmp_path: Path) -> None:

@@ -10,10 +10,13 @@ Names: `digits` (alias `mnist`; the default, embedded, distorted MNIST with idea
 `cifar10:DIR`, `caltech101:DIR`, `folder:DIR`. Nothing is downloaded, ever.
 
 Preprocessing, as in the paper: bilinear resize to the model's input size, then normalize,
-no augmentation. Images stay uint8 in memory (see `datasets.py` for sizes); each batch is
-gathered, converted to float32, resized with `F.interpolate(bilinear, antialias=True)` when
-the stored size differs from the output size (CIFAR-10 from 32 px; Caltech and folders are
-stored at the output size already), replicated to 3 channels (digits) and normalized.
+no augmentation. Images stay uint8 in memory (see `datasets.py` for sizes). Each batch is
+gathered, converted to float32, replicated to 3 channels (digits) and normalized at the stored
+size, then resized if the stored size differs from the output size (CIFAR-10 from 32 px;
+Caltech and folders are stored at the output size already). The resize is `F.interpolate`'s
+bilinear (antialiased when shrinking) computed as two matrix products (`resize_bilinear`),
+which is 2–3× faster here; normalizing before resizing is exact because bilinear weights sum
+to 1, and it touches the small tensor instead of the big one.
 Normalization: mean 0.5/std 0.5 for CIFAR-10 and ImageNet's mean/std for Caltech-101 and
 folders, as the paper does. The digits use mean 0/std 1 (pixels in [0, 1]) on purpose: their
 background is then exactly 0, the value `grid_sample` pads with, so the sampler commutes with
@@ -36,6 +39,7 @@ import difflib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +81,7 @@ __all__ = [
     "load_split",
     "open_dataset",
     "parse_dataset_name",
+    "resize_bilinear",
     "theta_recovery_error",
 ]
 
@@ -119,6 +124,31 @@ class Batch:
             labels=self.labels.to(device, non_blocking=non_blocking),
             theta=None if self.theta is None else self.theta.to(device, non_blocking=non_blocking),
         )
+
+
+@lru_cache(maxsize=32)
+def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """n_in×n_out weights of bilinear resampling along one axis, antialiased when shrinking:
+    exactly `F.interpolate`'s, read off by resizing the identity."""
+    eye = torch.eye(n_in, dtype=torch.float32).view(1, 1, n_in, n_in)
+    weights = F.interpolate(
+        eye, size=(n_in, n_out), mode="bilinear", antialias=n_out < n_in, align_corners=False
+    )
+    return weights[0, 0].contiguous()
+
+
+def resize_bilinear(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize B×C×h×w float images to size×size: `F.interpolate(mode="bilinear",
+    antialias=True, align_corners=False)` up to float rounding, as two matrix products.
+
+    Bilinear resizing is separable and linear, so it is rows·X·cols with two small weight
+    matrices (cached per size pair). On this machine that is 2.4 ms for 16×3×32×32 -> 224,
+    against 5.8–8 ms for `F.interpolate`, and it does not slow down when the cores are busy.
+    """
+    h, w = images.shape[-2:]
+    rows = _resize_matrix(int(h), size).T  # size×h
+    cols = _resize_matrix(int(w), size)  # w×size
+    return torch.matmul(rows, torch.matmul(images, cols))
 
 
 def parse_dataset_name(name: str) -> tuple[str, Path | None]:
@@ -249,23 +279,17 @@ class Dataset:
     def load(self, indices: Sequence[int] | np.ndarray | torch.Tensor, number: int = 0) -> Batch:
         """The examples at these dataset indices, preprocessed, as one batch."""
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        x = self.source.images.index_select(0, idx).to(torch.float32)
+        stored = self.source.images
+        # index_select on the flattened rows: on 4-D uint8 it takes a slow path (100× slower)
+        rows = stored.reshape(stored.shape[0], -1).index_select(0, idx)
+        x = rows.view(-1, *stored.shape[1:]).to(torch.float32)
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)  # grey -> RGB, a view
         # Normalize first, at the stored size: bilinear weights sum to 1, so resizing
         # commutes with this affine map, and the big output is then written only once.
         images = x * self._scale + self._shift
-        h, w = images.shape[-2:]
-        out = self.image_size
-        if (h, w) != (out, out):
-            images = F.interpolate(
-                images,
-                size=(out, out),
-                mode="bilinear",
-                # only matters when shrinking; enlarging gives the same result without it
-                antialias=out < h or out < w,
-                align_corners=False,
-            )
+        if tuple(images.shape[-2:]) != (self.image_size, self.image_size):
+            images = resize_bilinear(images, self.image_size)
         theta = None if self.source.theta is None else self.source.theta.index_select(0, idx)
         return Batch(images, self.source.labels.index_select(0, idx), theta, idx, number)
 
