@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from lstndsl.train.baseline import naive_baseline
@@ -26,6 +28,7 @@ from lstndsl.train.data import (
     open_dataset,
     parse_dataset_name,
     resize_bilinear,
+    shard,
 )
 from lstndsl.train.digits import (
     DEFAULT_CANVAS,
@@ -338,6 +341,27 @@ def test_shards_are_equal_and_disjoint(digits: Dataset, drop_last: bool) -> None
     assert torch.equal(
         torch.cat([b.indices for b in batches]), torch.from_numpy(shards[3][: len(batches) * 32])
     )
+
+
+@given(
+    n=st.integers(1, 200),
+    world=st.integers(1, 9),
+    drop_last=st.booleans(),
+)
+def test_shard_property(n: int, world: int, drop_last: bool) -> None:
+    order = np.random.default_rng(n).permutation(1000)[:n]
+    shards = [shard(order, r, world, drop_last) for r in range(world)]
+    size = n // world if drop_last else -(-n // world)
+    assert all(len(s) == size for s in shards)
+    everything = np.concatenate(shards)
+    if drop_last:
+        assert len(set(everything.tolist())) == len(everything)
+        assert len(everything) > n - world
+    else:
+        assert set(everything.tolist()) == set(order.tolist())
+        assert len(everything) - n < world
+    with pytest.raises(ValueError, match="rank"):
+        shard(order, world, world, drop_last)
 
 
 def test_resuming_mid_epoch_gives_the_remaining_batches(cifar: Dataset) -> None:

@@ -82,6 +82,7 @@ __all__ = [
     "open_dataset",
     "parse_dataset_name",
     "resize_bilinear",
+    "shard",
     "theta_recovery_error",
 ]
 
@@ -149,6 +150,23 @@ def resize_bilinear(images: torch.Tensor, size: int) -> torch.Tensor:
     rows = _resize_matrix(int(h), size).T  # size×h
     cols = _resize_matrix(int(w), size)  # w×size
     return torch.matmul(rows, torch.matmul(images, cols))
+
+
+def shard(order: np.ndarray, rank: int, world_size: int, drop_last: bool) -> np.ndarray:
+    """Rank `rank`'s share of an epoch's order, as `DistributedSampler` cuts it.
+
+    Every rank gets the same count. Without drop_last the order is first padded by wrapping
+    round (so a few examples repeat); with it the tail is cut (so shards are disjoint).
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, got rank {rank} of {world_size}")
+    if world_size == 1:
+        return order
+    if drop_last:
+        order = order[: len(order) // world_size * world_size]
+    else:
+        order = np.resize(order, math.ceil(len(order) / world_size) * world_size)
+    return order[rank::world_size]
 
 
 def parse_dataset_name(name: str) -> tuple[str, Path | None]:
@@ -305,20 +323,11 @@ class Dataset:
         drop_last: bool = False,
     ) -> np.ndarray:
         """The dataset indices this rank visits in this epoch, in order."""
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"need 0 <= rank < world_size, got rank {rank} of {world_size}")
         members = self.split[split]
         if shuffle:
             gen = rng_for(self.seed if seed is None else seed, STREAM_SHUFFLE, epoch)
             members = members[gen.permutation(len(members))]
-        if world_size > 1:
-            if drop_last:
-                members = members[: len(members) // world_size * world_size]
-            else:
-                total = math.ceil(len(members) / world_size) * world_size
-                members = np.resize(members, total)  # wraps round, like DistributedSampler
-            members = members[rank::world_size]
-        return members
+        return shard(members, rank, world_size, drop_last)
 
     def num_batches(
         self, split: SplitName, batch_size: int, *, world_size: int = 1, drop_last: bool = False
