@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compiler import transforms
+from compiler import backbones, transforms
 from compiler.layers import build_chain
 from compiler.stn import SpatialTransformer, STNModel
 from lstndsl import check, ir
@@ -148,16 +148,23 @@ def build(
     **backbone_options: Any,
 ) -> nn.Module:
     """Compile a spec. Without a backbone: the spatial transformer alone (image in, resampled
-    image out). With one: `STNModel`, whose forward is `backbone(stn(x))`.
+    image out). With one (any `compiler.backbones` name, built from scratch with
+    `num_classes` outputs and the spec's input channels): `STNModel`, whose forward is
+    `backbone(stn(x))`.
 
     `input_size` (N or (H, W)) re-infers the localization net and head at that size; with a
-    backbone and no input size, the backbone's default resolution is used.
+    backbone and no input size, the backbone's default resolution is used
+    (`backbones.default_resolution`: 224 for ResNet, 240 for efficientnet_b1 …).
     """
-    if backbone is not None:
-        from compiler import backbones
-
+    if backbone is None:
+        if num_classes is not None or backbone_options:
+            raise UsageError("--num-classes (and backbone options) need a backbone (--backbone)")
+    else:
         if input_size is None:
             input_size = backbones.default_resolution(backbone)
+        backbone_options.setdefault("in_chans", spec.input.channels)
+        # the backbone first: under one seed it starts from the same weights with or without
+        # a spatial transformer in front (the trainer's baselines rely on it)
         net = backbones.create(backbone, num_classes=num_classes, **backbone_options)
         stn = build(spec, input_size=input_size)
         assert isinstance(stn, SpatialTransformer)

@@ -710,6 +710,8 @@ def _pydantic_message(e: Any) -> str:
         return "must be a number" + (" (a whole one)" if kind.startswith("int") else "")
     if kind.startswith("bool"):
         return "must be true or false"
+    if kind == "value_error" and ctx.get("error") is not None:
+        return str(ctx["error"])  # our validators' own words (ir.py)
     if kind.startswith("tuple") or kind == "too_long" or kind == "too_short":
         return "must be one number or two (H×W)"
     return str(e.get("msg", "is not valid")).lower()

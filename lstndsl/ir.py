@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 #: (C, H, W) for a feature map, (N,) for a flat vector. Printed as H×W×C, as the paper does.
 Shape = tuple[int, ...]
@@ -256,9 +256,30 @@ class Transform(_Node):
     kind: TransformKind = "affine"
     scale: tuple[float, float] | None = None
     """Bounds (min, max) on the scale, e.g. `scale 0.5..1.5`; None: unbounded."""
-    translation: float | None = None
+    translation: Annotated[float, Field(gt=0)] | None = None
     """Bound on |tx| and |ty| in normalized coordinates ([-1, 1] spans the image)."""
     pos: Pos | None = None
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_reaches_identity(
+        cls, value: tuple[float, float] | None, info: ValidationInfo
+    ) -> tuple[float, float] | None:
+        """The head starts at the identity, so a scale bound must hold 1 strictly inside."""
+        if value is None:
+            return value
+        if info.data.get("kind") == "translation":
+            raise ValueError("cannot bound a translation transform: it has no scale")
+        lo, hi = value
+        shown = f"{lo:g}..{hi:g}"
+        if lo <= 0:
+            raise ValueError(f"range {shown} must start above 0 (a scale is positive)")
+        if not lo < 1 < hi:
+            raise ValueError(
+                f"range {shown} must hold 1 strictly inside: the transform starts at the"
+                " identity (e.g. 'scale 0.5..2')"
+            )
+        return value
 
     @property
     def dof(self) -> int:

@@ -1,0 +1,355 @@
+"""Cost of real torch modules: our own count (lstndsl/cost.py's rules, applied through forward
+hooks), ptflops' count (the outside witness), and the profile of a compiled model.
+
+`count(module, (C, H, W))` runs one 1×C×H×W image through the module in eval mode and turns
+every module of a class we price (convolutions, linear layers, norms, activations, poolings, the
+spatial transformer's `GridSampler`) into `lstndsl.cost.Op`s; with `tensor_ops`, elementwise
+arithmetic between modules (residual additions, squeeze-excitation products, means) becomes
+`tensor` ops too. Prices then come from `lstndsl.cost.price`, the same arithmetic the catalog
+side uses, so a backbone and a spec are counted by one set of rules. Modules of other classes
+become `other` ops: priced 0 and listed in the profile, never silently dropped.
+
+`ptflops_macs` runs ptflops 0.7.5 with a hook for the grid and sampler. `profile` puts it all
+together for one spec (+ backbone): parameters by part, MACs under each convention, by part and
+by category, and ptflops' number next to our model of its rules.
+
+This module is not: the rules themselves (lstndsl/cost.py) or printing (lstndsl/commands).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from compiler.stn import GridSampler, SpatialTransformer, STNModel
+from lstndsl import check, ir
+from lstndsl import cost as rules
+from lstndsl.cost import Op
+from lstndsl.ir import Shape
+
+_ACTIVATIONS: dict[type[nn.Module], str] = {
+    nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
+    nn.SELU: "selu",
+    nn.GELU: "gelu",
+    nn.SiLU: "silu",
+    nn.Mish: "mish",
+    nn.Sigmoid: "sigmoid",
+    nn.Tanh: "tanh",
+    nn.Hardswish: "hardswish",
+    nn.Hardsigmoid: "hardsigmoid",
+    nn.Softplus: "softplus",
+    nn.LeakyReLU: "leakyrelu",
+    nn.ELU: "elu",
+    nn.PReLU: "prelu",
+}
+_FREE: dict[type[nn.Module], str] = {
+    nn.Identity: "identity",
+    nn.Flatten: "flatten",
+    nn.Dropout: "dropout",
+}
+_PRICED: tuple[type[nn.Module], ...] = (
+    nn.modules.conv._ConvNd,
+    nn.Linear,
+    nn.modules.batchnorm._BatchNorm,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    GridSampler,
+    *_ACTIVATIONS,
+    *_FREE,
+)
+
+# tensor arithmetic outside priced modules, by function name
+_ELEMENTWISE = frozenset(
+    {"add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "true_divide"}
+    | {"__add__", "__radd__", "__iadd__", "__sub__", "__rsub__", "__isub__"}
+    | {"__mul__", "__rmul__", "__imul__", "__truediv__", "__rtruediv__", "__itruediv__"}
+)
+_REDUCTIONS = frozenset({"mean", "sum"})
+_FUNCTIONAL_ACTS = frozenset(
+    {"relu", "relu_", "sigmoid", "sigmoid_", "silu", "gelu", "tanh", "hardswish", "hardsigmoid"}
+)
+_MATMUL = frozenset({"matmul", "mm", "bmm", "__matmul__"})
+
+
+def _per_image(t: torch.Tensor) -> Shape:
+    return tuple(int(d) for d in t.shape[1:])
+
+
+def _numel(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def _ptflops_listed(module: nn.Module) -> bool:
+    if isinstance(module, GridSampler):
+        return True
+    from ptflops.pytorch_ops import MODULES_MAPPING
+
+    return type(module) in MODULES_MAPPING
+
+
+def module_ops(module: nn.Module, args: tuple[Any, ...], y: Any, name: str = "") -> list[Op]:
+    """The ops one call of `module` (positional inputs `args`, output y) performs, with the
+    catalog's categories."""
+    x = args[0]
+    i = _per_image(x)
+    listed = _ptflops_listed(module)
+    label = f"{name} ({type(module).__name__})" if name else type(module).__name__
+    if isinstance(module, GridSampler):
+        projective = len(args) > 1 and args[1].shape[1] == 3
+        tkind: ir.TransformKind = "projective" if projective else "affine"
+        return rules.sampler_ops(ir.Transform(kind=tkind), module.sampler, _per_image(y))
+    o = _per_image(y) if isinstance(y, torch.Tensor) else i
+
+    def op(kind: str, cost: dict[str, int], **kw: Any) -> list[Op]:
+        return [Op(kind=kind, input=i, output=o, cost=cost, listed=listed, name=label, **kw)]
+
+    if isinstance(module, nn.modules.conv._ConvNd):
+        per_out = module.in_channels // module.groups * math.prod(module.weight.shape[2:])
+        out = _numel(o)
+        return op("conv", {"mac": out * per_out, "bias": out * (module.bias is not None)})
+    if isinstance(module, nn.Linear):
+        out = _numel(o)
+        rows = out // module.out_features
+        return op(
+            "linear",
+            {
+                "mac": rows * module.in_features * module.out_features,
+                "bias": out * (module.bias is not None),
+            },
+        )
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return op("batchnorm", {"norm": _numel(i)}, affine=bool(module.affine))
+    for cls, kind in _ACTIVATIONS.items():
+        if isinstance(module, cls):
+            return op(kind, {"act": _numel(o)})
+    if isinstance(module, nn.modules.pooling._MaxPoolNd | nn.modules.pooling._AvgPoolNd):
+        k: Any = module.kernel_size
+        window = int(math.prod(k)) if isinstance(k, tuple) else int(k) ** (len(i) - 1)
+        pool = "maxpool" if isinstance(module, nn.modules.pooling._MaxPoolNd) else "avgpool"
+        return op(pool, {"pool": _numel(o) * window})
+    if isinstance(module, nn.modules.pooling._AdaptiveAvgPoolNd):
+        return op("adaptiveavgpool", {"pool": _numel(i)})
+    if isinstance(module, nn.modules.pooling._AdaptiveMaxPoolNd):
+        return op("adaptivemaxpool", {"pool": _numel(i)})
+    for cls, free in _FREE.items():
+        if isinstance(module, cls):
+            return op(free, {})
+    return op("other", {})
+
+
+class _TensorOps(TorchFunctionMode):
+    """Records elementwise arithmetic, reductions and matmuls done outside priced modules."""
+
+    def __init__(self, counter: _Counter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if self.counter.depth == 0 and isinstance(out, torch.Tensor) and out.ndim:
+            self.counter.tensor_op(getattr(func, "__name__", ""), args, out)
+        return out
+
+
+@dataclass
+class _Counter:
+    tensor_ops: bool
+    ops: list[Op] = field(default_factory=list)
+    depth: int = 0
+
+    def tensor_op(self, fname: str, args: tuple[Any, ...], out: torch.Tensor) -> None:
+        if not self.tensor_ops:
+            return
+        o = _per_image(out)
+        if fname in _ELEMENTWISE:
+            cost = {"tensor": _numel(o)}
+        elif fname in _REDUCTIONS and args and isinstance(args[0], torch.Tensor):
+            cost = {"tensor": _numel(_per_image(args[0]))}
+        elif fname in _FUNCTIONAL_ACTS:
+            cost = {"act": _numel(o)}
+        elif fname in _MATMUL and len(args) >= 2 and isinstance(args[1], torch.Tensor):
+            cost = {"mac": _numel(_per_image(args[0])) * int(args[1].shape[-1])}
+        else:
+            return
+        self.ops.append(Op(kind="tensor", input=o, output=o, cost=cost, listed=False, name=fname))
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module) -> Iterator[None]:
+    was = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was)
+
+
+def count(module: nn.Module, input_shape: Shape, tensor_ops: bool = True) -> list[Op]:
+    """Every op one image of `input_shape` (C, H, W) costs in `module`, in call order."""
+    counter = _Counter(tensor_ops)
+    handles = []
+    names = {m: n for n, m in module.named_modules()}
+
+    def pre(m: nn.Module, args: Any) -> None:
+        counter.depth += 1
+
+    def post(m: nn.Module, args: Any, out: Any) -> None:
+        counter.depth -= 1
+        counter.ops.extend(module_ops(m, args or (out,), out, names.get(m, "")))
+
+    def other(m: nn.Module, args: Any, out: Any) -> None:
+        if args and isinstance(args[0], torch.Tensor):
+            counter.ops.extend(module_ops(m, args, out, names.get(m, "")))
+
+    for m in module.modules():
+        if isinstance(m, _PRICED):
+            handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
+        elif not list(m.children()) or any(True for _ in m.parameters(recurse=False)):
+            handles.append(m.register_forward_hook(other))
+    try:
+        with _evaluating(module), _TensorOps(counter):
+            module(torch.zeros(1, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return counter.ops
+
+
+def params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def ptflops_macs(module: nn.Module, input_shape: Shape) -> int:
+    """ptflops 0.7.5's count (pytorch backend, module hooks, its functional counting off, our
+    hook for the grid and sampler with the `full` rules) for one image."""
+    from ptflops import get_model_complexity_info
+
+    def sampler_hook(m: GridSampler, args: Any, out: torch.Tensor) -> None:
+        ops = module_ops(m, args, out)
+        setattr(m, "__flops__", getattr(m, "__flops__", 0) + rules.macs(ops, "full"))  # noqa: B010
+
+    shape = tuple(input_shape)
+    chatter = io.StringIO()  # ptflops prints warnings and errors to stdout
+    with _evaluating(module), contextlib.redirect_stdout(chatter):
+        got, _ = get_model_complexity_info(
+            module,
+            shape,
+            print_per_layer_stat=False,
+            as_strings=False,
+            input_constructor=lambda res: torch.zeros(1, *res),
+            ost=chatter,
+            custom_modules_hooks={GridSampler: sampler_hook},
+            backend="pytorch",
+            backend_specific_config={"count_functional": False},
+        )
+    for attr in ("start_flops_count", "stop_flops_count", "reset_flops_count"):
+        module.__dict__.pop(attr, None)
+    module.__dict__.pop("compute_average_flops_cost", None)
+    if got is None:
+        raise RuntimeError(f"ptflops could not count the model: {chatter.getvalue().strip()}")
+    return int(got)
+
+
+# --- the profile of a compiled model ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Parameters and MACs of one spec's spatial transformer, alone or before a backbone."""
+
+    spec: str
+    input: Shape
+    backbone: str | None
+    num_classes: int | None
+    params: dict[str, int | None]
+    """localization, head, stn, backbone (None without one), total."""
+    parts: dict[str, dict[str, int]]
+    """convention -> {localization, head, sampler, backbone, total}: our arithmetic."""
+    categories: dict[str, dict[str, int]]
+    """convention -> category -> MACs: our arithmetic (ptflops: our model of its rules)."""
+    ptflops: int
+    """ptflops' own count of the compiled module."""
+    unpriced: dict[str, int] = field(default_factory=dict)
+    """Module classes no rule prices (counted 0 everywhere), with how many calls."""
+    unlisted: dict[str, int] = field(default_factory=dict)
+    """Module classes ptflops does not list (it counts them 0), with their `full` MACs."""
+
+    @property
+    def macs(self) -> dict[str, int]:
+        """The `profile --json` "macs": thop and full (ours), ptflops (ptflops')."""
+        return {
+            "thop": self.parts["thop"]["total"],
+            "full": self.parts["full"]["total"],
+            "ptflops": self.ptflops,
+        }
+
+
+def spec_profile(
+    analysis: check.Analysis,
+    model: nn.Module,
+    backbone: str | None = None,
+    num_classes: int | None = None,
+) -> Profile:
+    """Profile a model `compiler.build` made from `analysis` (a SpatialTransformer or STNModel)."""
+    ops = rules.spec_ops(analysis)
+    net = model.backbone if isinstance(model, STNModel) else None
+    stn = model.stn if isinstance(model, STNModel) else model
+    assert isinstance(stn, SpatialTransformer)
+    net_ops = count(net, analysis.input) if net is not None else []
+    stn_params = analysis.params_total
+    net_params = params(net) if net is not None else None
+    parts: dict[str, dict[str, int]] = {}
+    categories: dict[str, dict[str, int]] = {}
+    for conv in rules.CONVENTIONS:
+        p = ops.macs(conv)
+        p.pop("total")
+        p["backbone"] = rules.macs(net_ops, conv)
+        p["total"] = sum(p.values())
+        parts[conv] = p
+        categories[conv] = rules.by_category([*ops.all(), *net_ops], conv)
+    unpriced: Counter[str] = Counter()
+    unlisted: Counter[str] = Counter()
+    for op in net_ops:
+        cls = op.name.rsplit("(", 1)[-1].rstrip(")")
+        if op.kind == "other":
+            unpriced[cls] += 1
+        elif not op.listed and op.kind != "tensor":
+            unlisted[cls] += rules.macs([op], "full")
+    return Profile(
+        spec=analysis.spec.name,
+        input=analysis.input,
+        backbone=backbone,
+        num_classes=num_classes,
+        params={
+            "localization": analysis.params_localization,
+            "head": analysis.params_head,
+            "stn": stn_params,
+            "backbone": net_params,
+            "total": stn_params + (net_params or 0),
+        },
+        parts=parts,
+        categories=categories,
+        ptflops=ptflops_macs(model, analysis.input),
+        unpriced=dict(unpriced),
+        unlisted={k: v for k, v in unlisted.items() if v},
+    )
