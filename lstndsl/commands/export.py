@@ -1,0 +1,128 @@
+"""Export a spec's model to ONNX or a torch.export program, and verify the file runs the same.
+
+`lstndsl export SPEC -o model.onnx` compiles the spec (the spatial transformer alone, or with
+`--backbone NAME` the full classifier), writes the file and runs it on a random batch of
+another size than the one traced, against PyTorch: it prints `verified: max abs diff …` or
+fails with exit 1. The format comes from the extension (`.onnx`, `.pt2`) or `--format`.
+`--fuse` exports the inference path (batch norm folded, channels-last; compiler/fuse.py).
+`--weights FILE` loads a state_dict (or a checkpoint holding one under "model") first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from lstndsl import parser
+from lstndsl.commands._output import dump_json, num, parse_size
+from lstndsl.errors import UsageError
+from lstndsl.ir import format_shape
+
+HELP = "export a spec's model to ONNX (.onnx) or torch.export (.pt2), verified"
+ORDER = 25
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="model.onnx or .pt2")
+    p.add_argument("--format", choices=["onnx", "pt2"], help="default: from the extension")
+    p.add_argument("--backbone", metavar="NAME", help="export spatial transformer + backbone")
+    p.add_argument("--num-classes", type=int, metavar="N", help="backbone classes")
+    p.add_argument("--input-size", metavar="N|HxW", help="default: the spec's (or backbone's)")
+    p.add_argument("--fuse", action="store_true", help="fold batch norm, channels-last")
+    p.add_argument("--weights", metavar="FILE", help="a state_dict (or checkpoint) to load")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _load_weights(model: Any, path: str) -> None:
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise UsageError(f"--weights: cannot read '{path}': {err}") from err
+    if isinstance(data, dict) and isinstance(data.get("model"), dict):
+        data = data["model"]
+    if not isinstance(data, dict):
+        raise UsageError(f"--weights: '{path}' holds no state_dict")
+    try:
+        model.load_state_dict(data, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise UsageError(
+            f"--weights: '{path}' does not fit this model ({first}); compile with the same"
+            " spec, --backbone, --num-classes and --input-size it was trained with"
+        ) from err
+
+
+def run(args: argparse.Namespace) -> int:
+    from compiler.build import build
+    from compiler.export import OPSET, export, format_of
+    from compiler.fuse import count_batchnorms, fuse
+
+    fmt = format_of(args.output, args.format)
+    size = parse_size(args.input_size)
+    if args.num_classes is not None and args.backbone is None:
+        raise UsageError("--num-classes needs --backbone")
+    spec = parser.parse_file(args.spec)
+    model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
+    if args.weights:
+        _load_weights(model, args.weights)
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())
+    height, width = size or (
+        _backbone_size(args.backbone) if args.backbone else (spec.input.height, spec.input.width)
+    )
+    input_shape = (spec.input.channels, height, width)
+    folded = 0
+    if args.fuse:
+        before = count_batchnorms(model)
+        model = fuse(model)
+        folded = before - count_batchnorms(model)
+    result = export(model, args.output, input_shape, fmt)
+    nbytes = Path(args.output).stat().st_size
+    what = "spatial transformer" if args.backbone is None else f"STN + {args.backbone}"
+    if args.json:
+        dump_json(
+            {
+                "path": str(args.output),
+                "format": fmt,
+                "spec": spec.name,
+                "backbone": args.backbone,
+                "input": list(input_shape),
+                "params": params,
+                "bytes": nbytes,
+                "fused": args.fuse,
+                "batchnorms_folded": folded,
+                "verified": {
+                    "max_abs_diff": result.max_abs_diff,
+                    "tolerance": result.tolerance,
+                    "batch": result.batch,
+                    "runtime": result.runtime,
+                },
+            }
+        )
+        return 0
+    print(f"{spec.name}  {args.spec}  {what}, input {format_shape(input_shape)}")
+    if args.fuse:
+        print(f"fused: {folded} batch norms folded into the layers before them, channels-last")
+    detail = f"opset {OPSET}, " if fmt == "onnx" else ""
+    print(
+        f"exported {fmt} ({detail}dynamic batch) to {args.output}: {nbytes / 1e6:.2f} MB,"
+        f" {num(params)} parameters"
+    )
+    print(
+        f"verified: max abs diff {result.max_abs_diff:.2g} (tolerance {result.tolerance:.2g})"
+        f" against PyTorch on a batch of {result.batch}, {result.runtime}"
+    )
+    if fmt == "pt2":
+        print(f"load it with torch.export.load('{args.output}').module()")
+    return 0
+
+
+def _backbone_size(name: str) -> tuple[int, int]:
+    from compiler import backbones
+
+    r = backbones.default_resolution(name)
+    return (r, r)
