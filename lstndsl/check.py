@@ -133,6 +133,10 @@ def _sum_costs(costs: Any) -> catalog.Cost:
     return total
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _terms(terms: tuple[int, ...] | list[int]) -> str:
     return "+".join(str(t) for t in terms) if terms else "0"
 
@@ -323,7 +327,8 @@ class _Walker:
         pos = last.pos if last is not None and last.pos else self.spec.head_pos
         if out != (dof,):
             self.diag(
-                f"the head ends in {format_shape(out)} outputs, but a {self.spec.transform.kind}"
+                f"the head ends in {format_shape(out)} outputs, but"
+                f" {_article(self.spec.transform.kind)} {self.spec.transform.kind}"
                 f" transform takes {dof} numbers",
                 pos,
                 f"end the head with 'fc {dof}'",
@@ -389,7 +394,7 @@ def _fix_words(name: str, value: Any) -> str:
 def _shape_fix(layers: tuple[Any, ...], shape: Shape, declared: Shape) -> str | None:
     """The smallest change to the row's primary layer that makes it output `declared`."""
     primary = layers[0]
-    fields = primary.model_fields
+    fields = type(primary).model_fields
     singles = [(n, v) for n, v in _FIX_TRIES if n in fields and getattr(primary, n) != v]
     pairs = [(a, b) for a, b in itertools.combinations(singles, 2) if a[0] != b[0]]
     for changes in [[s] for s in singles] + [list(p) for p in pairs]:

@@ -96,6 +96,8 @@ def _render(
         rendered[sep_line] = separator
     for number, new in rendered.items():
         old = lines[number - 1]
+        eol = "\r" if old.endswith("\r") else ""  # keep CRLF files CRLF
+        old = old.removesuffix("\r")
         comment = old[old.index("#") :] if "#" in old else ""
-        lines[number - 1] = f"{new}  {comment}" if comment else new
+        lines[number - 1] = (f"{new}  {comment}" if comment else new) + eol
     return "\n".join(lines)

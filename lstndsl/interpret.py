@@ -11,6 +11,9 @@ This module does not infer shapes or check declared numbers (check.py does).
 
 from __future__ import annotations
 
+import difflib
+import functools
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -145,7 +148,9 @@ class _Builder:
                 entry = catalog.CATALOG[kind]
                 fields: dict[str, Any] = {"kind": kind, "pos": item.pos}
                 src: dict[str, Item] = {}
-                if values:
+                if values and self._joined(item, values):
+                    ok = False
+                elif values:
                     if entry.value is None or len(values) > 1:
                         self.error(
                             f"'{catalog.canonical_word(kind)}' takes "
@@ -179,7 +184,11 @@ class _Builder:
                     continue
                 assert rest is not None
                 name, fixed = option
-                value = self._option_value(item, name, fixed, rest + values)
+                value = (
+                    _BAD
+                    if self._joined(item, rest + values)
+                    else self._option_value(item, name, fixed, rest + values)
+                )
                 if value is _BAD:
                     ok = False
                 elif name in sources[idx]:
@@ -197,10 +206,7 @@ class _Builder:
                 break
             if found:
                 continue
-            every_option = {
-                k: v for e in catalog.CATALOG.values() for k, v in e.vocabulary().items()
-            }
-            option, rest = self._match(words, every_option)
+            option, rest = self._match(words, _every_option())
             if option is not None and not layers:
                 assert rest is not None
                 value = self._option_value(item, option[0], option[1], rest + values)
@@ -211,13 +217,14 @@ class _Builder:
                 self._not_applicable(item, option[0], layers)
             else:
                 phrase = " ".join(a.text for a in words)
-                vocab_words = [w for e in catalog.CATALOG.values() for w in e.words] + [
-                    k for e in catalog.CATALOG.values() for k in e.options
-                ]
+                kind_words = [w for e in catalog.CATALOG.values() for w in e.words]
+                option_words = [k for e in catalog.CATALOG.values() for k in e.options]
                 self.error(
                     f"unknown {where} word '{phrase}'",
                     item.pos,
-                    did_you_mean(phrase, vocab_words) or f"layer words: {_layer_words()}",
+                    did_you_mean(phrase, kind_words)  # a layer first, then an option
+                    or did_you_mean(phrase, option_words)
+                    or f"layer words: {_layer_words()}",
                     code="unknown-word",
                 )
             ok = False
@@ -233,6 +240,30 @@ class _Builder:
                 return []
             built.append(layer)
         return built
+
+    def _joined(self, item: Item, values: list[Atom]) -> bool:
+        """Report `Conv relu` or `stride 2 padding 1`: a layer or option word among the values
+        of one item means a missing ',' or '+'. Returns whether it reported."""
+        for j, atom in enumerate(values):
+            if atom.kind != "WORD" or (j and values[j - 1].kind == "WORD"):
+                continue
+            run = list(itertools.takewhile(lambda a: a.kind == "WORD", values[j:]))
+            if all(self._match(run, v)[0] is None for v in (catalog.KIND_WORDS, _every_option())):
+                continue
+            k = item.atoms.index(atom)
+            if k == 0:
+                continue
+            source = self.doc.source
+            before = source[item.atoms[0].start : item.atoms[k - 1].end]
+            after = source[atom.start : item.atoms[-1].end]
+            self.error(
+                f"'{item.text}' runs two items together",
+                item.pos,
+                f"separate them with ',' or '+': '{before}, {after}'",
+                code="missing-separator",
+            )
+            return True
+        return False
 
     def _option_value(self, item: Item, name: str, fixed: Any, values: list[Atom]) -> Any:
         if fixed is not None:
@@ -269,16 +300,17 @@ class _Builder:
         try:
             return model(**fields)
         except ValidationError as err:
+            reported: set[tuple[str, str]] = set()
             for e in err.errors():
                 name = str(e["loc"][0]) if e["loc"] else ""
                 pos = src[name].pos if name in src else fields.get("pos")
                 what = name.replace("_", " ")
                 shown = src[name].text if name in src else what
-                self.error(
-                    f"'{shown}': {what} {_pydantic_message(e)}",
-                    pos or ir.Pos(line=1, column=1),
-                    code="bad-value",
-                )
+                message = f"'{shown}': {what} {_pydantic_message(e)}"
+                if (name, message) in reported:  # `stride 0`: one error, not one per side
+                    continue
+                reported.add((name, message))
+                self.error(message, pos or ir.Pos(line=1, column=1), code="bad-value")
             return None
 
     # header values --------------------------------------------------------------------
@@ -326,18 +358,26 @@ class _Builder:
         atoms = [a for i in header.items for a in i.atoms]
         hint = "write H×W×C, e.g. 'input: 224x224x3'"
         if len(atoms) != 1 or atoms[0].kind not in {"DIMS", "NUMBER"}:
-            self.error(f"cannot read input size '{header.text}'", header.value_pos, hint)
+            self.error(
+                f"cannot read input size '{header.text}'", header.value_pos, hint, "bad-header"
+            )
             return None
         value = atoms[0].value
         dims = (value,) if isinstance(value, int) else value
         if not isinstance(dims, tuple) or len(dims) not in (1, 2, 3):
-            self.error(f"cannot read input size '{header.text}'", header.value_pos, hint)
+            self.error(
+                f"cannot read input size '{header.text}'", header.value_pos, hint, "bad-header"
+            )
             return None
         h, w, c = (dims[0], dims[0], 3) if len(dims) == 1 else (*dims[:2], 3)
         if len(dims) == 3:
             c = dims[2]
         if min(h, w, c) < 1:
-            self.error(f"input size '{header.text}' has a zero dimension", header.value_pos)
+            self.error(
+                f"input size '{header.text}' has a zero dimension",
+                header.value_pos,
+                code="bad-header",
+            )
             return None
         return ir.InputSize(height=h, width=w, channels=c, pos=header.value_pos)
 
@@ -378,10 +418,17 @@ class _Builder:
         atoms = [a for i in cell.items for a in i.atoms]
         if len(atoms) == 1 and atoms[0].kind in {"DIMS", "NUMBER"}:
             value = atoms[0].value
-            if isinstance(value, int):
-                return ir.Dims(values=(value,), pos=cell.pos)
-            if isinstance(value, tuple):
-                return ir.Dims(values=value, pos=cell.pos)
+            values = (value,) if isinstance(value, int) else value
+            if isinstance(values, tuple) and 0 in values:
+                self.error(
+                    f"{what} '{cell.text}' has a zero dimension",
+                    cell.pos,
+                    "every dimension is at least 1",
+                    code="bad-cell",
+                )
+                return None
+            if isinstance(values, tuple):
+                return ir.Dims(values=values, pos=cell.pos)
         self.error(f"cannot read {what} '{cell.text}'", cell.pos, hint, code="bad-cell")
         return None
 
@@ -465,7 +512,8 @@ class _Builder:
             return [], None, None
         header_row = raw[0]
         seps = self.doc.separator_lines
-        if not seps or seps[0] != header_row.line + 1:
+        has_delimiter = bool(seps) and seps[0] == header_row.line + 1
+        if not has_delimiter:
             self.error(
                 "the table's header row must be followed by a delimiter row",
                 ir.Pos(line=header_row.line, column=1),
@@ -481,7 +529,8 @@ class _Builder:
         cols = self.columns(header_row)
         if cols is None:
             return [], None, None
-        expected_line = header_row.line + 2
+        # without its delimiter row the table still runs on from the header: one error, not two
+        expected_line = header_row.line + (2 if has_delimiter else 1)
         rows: list[ir.Row] = []
         total: ir.DeclaredParams | None = None
         total_pos: ir.Pos | None = None
@@ -577,17 +626,28 @@ class _Builder:
     # the whole spec ---------------------------------------------------------------------
 
     def spec(self) -> ir.Spec | None:
+        if not self.doc.headers and not self.doc.rows:
+            self.error(
+                "the spec is empty: no header lines and no table",
+                ir.Pos(line=1, column=1),
+                "start with 'input: 224x224x3' and 'head: flatten -> fc 32 -> relu -> fc 6',"
+                " then a table | Type | Filter Shape | Output Shape | Parameters |",
+                code="empty",
+            )
+            return None
         seen: dict[str, Header] = {}
+        keys = sorted(set(HEADER_KEYS.values()))
+        guessed: set[str] = set()  # keys an unknown header was probably meant to be
         for h in self.doc.headers:
             key = HEADER_KEYS.get(catalog.normalize(h.key))
             if key is None:
                 self.error(
                     f"unknown header '{h.key}'",
                     h.pos,
-                    did_you_mean(h.key, sorted(set(HEADER_KEYS.values())))
-                    or "headers: " + ", ".join(sorted(set(HEADER_KEYS.values()))),
+                    did_you_mean(h.key, keys) or "headers: " + ", ".join(keys),
                     code="bad-header",
                 )
+                guessed.update(difflib.get_close_matches(h.key.lower(), keys, n=3, cutoff=0.6))
             elif key in seen:
                 self.error(
                     f"header '{h.key}' appears twice",
@@ -605,7 +665,7 @@ class _Builder:
             name = Path(self.doc.path).stem
 
         input_size = self.input_size(seen["input"]) if "input" in seen else None
-        if "input" not in seen:
+        if "input" not in seen and "input" not in guessed:
             self.error(
                 "the spec has no 'input:' header",
                 top,
@@ -633,7 +693,7 @@ class _Builder:
                 self.error("the head is empty", head_pos, code="bad-header")
             else:
                 head = self.layers(seen["head"].items, "head")
-        else:
+        elif "head" not in guessed:
             self.error(
                 "the spec has no 'head:' header",
                 top,
@@ -682,6 +742,12 @@ class _Builder:
             total=total,
             total_pos=total_pos,
         )
+
+
+@functools.cache
+def _every_option() -> dict[str, tuple[str, Any]]:
+    """Every option word of every layer kind (normalized) -> (field, fixed value)."""
+    return {k: v for e in catalog.CATALOG.values() for k, v in e.vocabulary().items()}
 
 
 def _layer_words() -> str:

@@ -26,7 +26,12 @@ def _pair(value: Any) -> Any:
     return value
 
 
-Pair = Annotated[tuple[int, int], BeforeValidator(_pair)]
+_Positive = Annotated[int, Field(ge=1)]
+_NonNegative = Annotated[int, Field(ge=0)]
+#: (h, w), each at least 1: kernel, stride, dilation, output size (3 means (3, 3))
+Pair = Annotated[tuple[_Positive, _Positive], BeforeValidator(_pair)]
+#: (h, w), each at least 0: padding
+PadPair = Annotated[tuple[_NonNegative, _NonNegative], BeforeValidator(_pair)]
 
 
 class _Node(BaseModel):
@@ -55,7 +60,7 @@ class Conv(_Layer):
     """Declared input channels (Filter Shape); None: whatever the previous row gives."""
     kernel: Pair | None = None
     stride: Pair = (1, 1)
-    padding: Pair = (0, 0)
+    padding: PadPair = (0, 0)
     dilation: Pair = (1, 1)
     groups: Annotated[int, Field(ge=1)] = 1
     bias: bool = True
@@ -67,7 +72,7 @@ class MaxPool(_Layer):
     kind: Literal["maxpool"] = "maxpool"
     kernel: Pair | None = None
     stride: Pair | None = None
-    padding: Pair = (0, 0)
+    padding: PadPair = (0, 0)
     dilation: Pair = (1, 1)
     ceil_mode: bool = False
     channels: int | None = None
@@ -80,7 +85,7 @@ class AvgPool(_Layer):
     kind: Literal["avgpool"] = "avgpool"
     kernel: Pair | None = None
     stride: Pair | None = None
-    padding: Pair = (0, 0)
+    padding: PadPair = (0, 0)
     ceil_mode: bool = False
     count_include_pad: bool = True
     channels: int | None = None
@@ -97,7 +102,7 @@ class BatchNorm(_Layer):
     """Batch normalization over channels (BatchNorm2d on maps, BatchNorm1d on vectors)."""
 
     kind: Literal["batchnorm"] = "batchnorm"
-    num_features: int | None = None
+    num_features: Annotated[int, Field(ge=1)] | None = None
     eps: Annotated[float, Field(gt=0)] = 1e-5
     momentum: Annotated[float, Field(ge=0, le=1)] = 0.1
     affine: bool = True

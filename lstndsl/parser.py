@@ -171,6 +171,10 @@ def _syntax_error(err: lark.exceptions.UnexpectedInput, path: str, text: str) ->
     hint = f"expected {_expected(expected)}" if expected else None
     if isinstance(err, lark.exceptions.UnexpectedToken) and "COLON" in expected:
         hint = "a header line is 'key: value', e.g. 'input: 224x224x3'"
+        if found == "'|'":
+            hint = (
+                "a table row starts with '|': | Type | Filter Shape | Output Shape | Parameters |"
+            )
     return SpecInputError([Diagnostic("error", message, path, line, column, hint, code="syntax")])
 
 
