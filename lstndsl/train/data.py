@@ -119,6 +119,7 @@ class Batch:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """Images, labels and θ on `device`; `indices` stay on the CPU (bookkeeping)."""
         return replace(
             self,
             images=self.images.to(device, non_blocking=non_blocking),
