@@ -5,15 +5,26 @@ table: declared and inferred output shape and parameters per row, MACs, and tota
 `--input-size` re-infers shapes, the head and the cost at another size. `-o FILE` saves the
 compiled module (`torch.load(FILE, weights_only=False)` gives it back). `--json` prints the
 contract for scripts, shapes as [C, H, W].
+
+`--backbone NAME [--num-classes K]` compiles the whole model, `backbone(stn(x))`, at the
+backbone's resolution (unless `--input-size`), and runs the liveness check on 2 random images:
+θ must reach the output and every localization and head parameter must learn
+(compiler/liveness.py). `-o` then saves the whole model.
+
+`--emit python` writes the spatial transformer as standalone PyTorch source instead (to `-o`,
+else stdout; compiler/emit.py). `--fuse` saves the inference path: batch norm folded,
+channels-last (compiler/fuse.py).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from lstndsl import check, parser
 from lstndsl.commands._output import dump_json, human, num, parse_size, table
+from lstndsl.errors import UsageError
 from lstndsl.ir import format_shape
 
 HELP = "compile a spec to PyTorch and print its per-row table"
@@ -23,8 +34,17 @@ ORDER = 20
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--input-size", metavar="N|HxW", help="compile for this input size")
+    p.add_argument(
+        "--backbone",
+        metavar="NAME",
+        help="put a classifier behind the transformer (timm or torchvision name, from scratch;"
+        " compiled at its resolution) and check that the transformer is live",
+    )
+    p.add_argument("--num-classes", type=int, metavar="K", help="the backbone's classes")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-o", "--output", metavar="FILE", help="save the compiled module here")
+    p.add_argument("--emit", choices=["python"], help="write standalone PyTorch source instead")
+    p.add_argument("--fuse", action="store_true", help="save the fused inference module (-o)")
 
 
 def contract(analysis: check.Analysis) -> dict[str, object]:
@@ -61,15 +81,35 @@ def run(args: argparse.Namespace) -> int:
     from compiler.build import analyze_for_build, build_stn, verify
 
     size = parse_size(args.input_size)
+    if args.num_classes is not None and args.backbone is None:
+        raise UsageError("--num-classes needs --backbone")
     spec = parser.parse_file(args.spec)
+    if args.backbone is not None and size is None:
+        from compiler.backbones import default_resolution
+
+        size = (default_resolution(args.backbone),) * 2
     analysis = analyze_for_build(spec, size)
     stn = build_stn(spec, analysis)
     verify(stn, analysis)
-    if args.output:
+    model: Any = stn
+    backbone: dict[str, Any] | None = None
+    if args.backbone is not None:
+        from compiler.build import build
+
+        model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
+        backbone = _backbone_report(model, analysis, args)
+    what = "compiled module"
+    if args.emit or args.fuse:  # lstndsl/commands/export.py; None: the source went to stdout
+        from lstndsl.commands.export import emit_or_fuse
+
+        model, what = emit_or_fuse(args, spec, size, model)
+        if model is None:
+            return 0
+    if args.output and not args.emit:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(stn, args.output)
+        torch.save(model, args.output)
     if args.json:
-        dump_json(contract(analysis))
+        dump_json({**contract(analysis), **(backbone or {})})
         return 0
     c, h, w = analysis.input
     at = "" if size is None else f" (declared {spec.input.height}×{spec.input.width})"
@@ -118,8 +158,56 @@ def run(args: argparse.Namespace) -> int:
         f"torch agrees with the catalog: {len(analysis.rows)} rows and the head,"
         f" parameter counts and output shapes (dry forward at {h}×{w})"
     )
+    if backbone is not None:
+        _print_backbone(backbone)
     if analysis.warnings:
         print(f"{len(analysis.warnings)} warning(s): see `lstndsl check {args.spec}`")
     if args.output:
-        print(f"saved the compiled module to {args.output}")
+        print(f"saved the {what} to {args.output}")
     return 0
+
+
+def _backbone_report(
+    model: Any, analysis: check.Analysis, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Run the liveness check on the model with its backbone; the extra `--json` keys."""
+    from compiler import backbones, liveness
+    from compiler.cost import params
+
+    live = liveness.check(model, analysis)
+    net = params(model.backbone)
+    return {
+        "backbone": {
+            "name": args.backbone,
+            "library": backbones.resolve(args.backbone)[0],
+            "num_classes": args.num_classes,
+            "params": net,
+        },
+        "model_params": analysis.params_total + net,
+        "liveness": {
+            "tensors": live.parameters,
+            "output_change": live.output_change,
+            "smallest_gradient": live.smallest_gradient,
+            "dead_by_construction": live.dead_by_construction,
+        },
+    }
+
+
+def _print_backbone(report: dict[str, Any]) -> None:
+    b, live = report["backbone"], report["liveness"]
+    classes = "its default classes" if b["num_classes"] is None else f"{b['num_classes']} classes"
+    print(
+        f"backbone: {b['name']} ({b['library']}, from scratch, {classes}), {num(b['params'])}"
+        f" parameters; model total {num(report['model_params'])}"
+    )
+    dead = live["dead_by_construction"]
+    print(
+        f"liveness: moving θ changes the output (by up to {live['output_change']:.3g}); after one"
+        f" optimizer step every localization and head tensor ({live['tensors'] - len(dead)})"
+        " gets a finite, non-zero gradient"
+    )
+    if dead:
+        print(
+            f"  {len(dead)} convolution bias(es) before a batch norm get none by construction"
+            " (the batch norm subtracts the mean): they count as parameters but never learn"
+        )
