@@ -288,6 +288,10 @@ def test_split_json_round_trip_and_validation(digits: Dataset, tmp_path: Path) -
     bad.write_text(json.dumps(data))
     with pytest.raises(DatasetError, match="train and val share 1 indices"):
         load_split(bad, digits)
+    data["indices"]["val"][0] = 1.5
+    bad.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"indices\.val is not a list of integers"):
+        load_split(bad, digits)
     with pytest.raises(DatasetError, match="does not exist"):
         load_split(tmp_path / "nope.json", digits)
     bad.write_text("{not json")

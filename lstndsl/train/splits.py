@@ -229,7 +229,7 @@ def read_split(path: str | Path) -> Split:
         raise DatasetError(f"split file {source} is not a {FORMAT} file")
     try:
         n = int(data["num_examples"])
-        parts = {name: np.asarray(data["indices"][name], dtype=np.int64) for name in SPLIT_NAMES}
+        parts = {name: _index_array(data["indices"][name], name) for name in SPLIT_NAMES}
         split = Split(
             dataset=str(data["dataset"]),
             seed=int(data["seed"]),
@@ -247,6 +247,14 @@ def read_split(path: str | Path) -> Split:
     if problems:
         raise DatasetError(f"split file {source} is inconsistent: {'; '.join(problems)}")
     return split
+
+
+def _index_array(value: object, name: str) -> np.ndarray:
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in value
+    ):
+        raise ValueError(f"indices.{name} is not a list of integers")
+    return np.asarray(value, dtype=np.int64)
 
 
 def split_problems(split: Split) -> list[str]:
