@@ -256,9 +256,14 @@ class _Walker:
         return None
 
     def _check_expects(self, row: ir.Row, layer: Any, shape: Shape) -> None:
-        expected = catalog.entry(layer).expects(layer)
+        entry = catalog.entry(layer)
+        expected = entry.expects(layer)
         have = shape[0]
         if expected is None or expected == have:
+            return
+        # a map where a vector belongs (or the reverse) is the resolver's error, not a channel one
+        flat = len(shape) == 1
+        if (entry.filter in {"conv", "pool"} and flat) or (entry.filter == "linear" and not flat):
             return
         if layer.kind == "linear":
             if not self.checking:

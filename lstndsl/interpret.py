@@ -227,6 +227,8 @@ class _Builder:
                     or f"layer words: {_layer_words()}",
                     code="unknown-word",
                 )
+                if not layers:  # the unknown word was the layer: its options have no owner
+                    return []
             ok = False
         for p_item, f_name, _ in pending:
             self._not_applicable(p_item, f_name, layers)
@@ -288,9 +290,11 @@ class _Builder:
             for e in catalog.CATALOG.values()
             if name in e.model.model_fields and name != "kind"
         )
-        present = ", ".join(catalog.canonical_word(f["kind"]) for f in layers) or "nothing"
+        present = ", ".join(catalog.canonical_word(f["kind"]) for f in layers)
         self.error(
-            f"'{item.text}' does not apply to {present}",
+            f"'{item.text}' does not apply to {present}"
+            if present
+            else f"'{item.text}' is an option, but no layer is named",
             item.pos,
             f"it is an option of {', '.join(takers)}" if takers else None,
             code="bad-option",
@@ -492,9 +496,12 @@ class _Builder:
             if k in primary.model_fields_set and getattr(primary, k) != val
         ]
         if clashes:
+            name = clashes[0]
             self.error(
-                f"the Type cell and the Filter Shape disagree on {clashes[0].replace('_', ' ')}",
+                f"the Type cell and the Filter Shape disagree on {name.replace('_', ' ')}",
                 f.pos,
+                f"the Type cell says {_shown(getattr(primary, name))},"
+                f" the Filter Shape {_shown(updates[name])}",
                 code="bad-cell",
             )
             return []
@@ -581,6 +588,16 @@ class _Builder:
         layers = self.layers(type_cell.items, "layer")
         if not layers:
             return None
+        for later in layers[1:]:
+            if not catalog.CATALOG[later.kind].attach:  # `Conv, Conv`: two weighted layers
+                word = catalog.canonical_word(later.kind)
+                self.error(
+                    f"'{word}' cannot follow another layer in the same row",
+                    later.pos or type_cell.pos,
+                    f"a row has one {word}; start a new row for it",
+                    code="bad-row",
+                )
+                return None
         f = (
             self.dims(cells["filter"], "the Filter Shape", "write kh×kw×c_in×c_out")
             if "filter" in cells
@@ -748,6 +765,13 @@ class _Builder:
 def _every_option() -> dict[str, tuple[str, Any]]:
     """Every option word of every layer kind (normalized) -> (field, fixed value)."""
     return {k: v for e in catalog.CATALOG.values() for k, v in e.vocabulary().items()}
+
+
+def _shown(value: Any) -> str:
+    """A field value as a spec would write it: (3, 3) -> 3×3."""
+    if isinstance(value, tuple):
+        return "×".join(str(v) for v in value)
+    return str(value)
 
 
 def _layer_words() -> str:

@@ -280,7 +280,8 @@ class _ToDocument(lark.Visitor):
         start = pipe.end_pos or 0
         if items_tree is None:
             text = self.doc.source[start:end].strip() if end is not None else ""
-            return RawCell((), text, pipe.line or 0, (pipe.end_column or 0) + 1)
+            # an empty cell stands right after its pipe (Lark's end_column is 1-based, exclusive)
+            return RawCell((), text, pipe.line or 0, pipe.end_column or 1)
         items = self._items(items_tree)
         first, last = items[0].atoms[0], items[-1].atoms[-1]
         raw = self.doc.source[start : end if end is not None else last.end]
