@@ -101,6 +101,29 @@ CATEGORIES: dict[str, str] = {
     "tensor": "tensor arithmetic between modules",
 }
 
+#: why `thop` differs from `full`, per category (printed by `lstndsl profile`)
+THOP_DIFFERENCES: dict[str, str] = {
+    "bias": "thop counts a linear layer's bias additions as 0",
+    "act": "thop counts ReLU and most activations as 0",
+    "pool": "thop counts max pooling as 0, average pooling as 1 per output element and"
+    " adaptive average pooling as window + 1 per output element",
+    "sampler": "thop never sees affine_grid and grid_sample (functions, not modules)",
+    "tensor": "thop never sees tensor arithmetic between modules (residual additions …)",
+    "norm": "thop gives batch norm the same 2 per element; a difference here is a bug",
+    "weights": "thop counts the same weight MACs; a difference here is a bug",
+}
+
+#: why ptflops 0.7.5 differs from `full`, per category (printed by `lstndsl profile`)
+PTFLOPS_DIFFERENCES: dict[str, str] = {
+    "act": "ptflops prices only ReLU-family activations and GELU (SiLU, sigmoid … count 0)",
+    "pool": "ptflops prices a pooling by its input elements, full by window reads",
+    "tensor": "ptflops' module hooks do not see tensor arithmetic between modules",
+    "norm": "ptflops skips classes it does not list exactly (e.g. timm's BatchNormAct2d)",
+    "weights": "ptflops skips classes it does not list exactly",
+    "bias": "ptflops skips classes it does not list exactly",
+    "sampler": "the sampler hook is ours: a difference here is a bug",
+}
+
 GRID_KINDS = ("affine_grid", "projective_grid")
 #: activations ptflops 0.7.5 prices (1 per element)
 PTFLOPS_ACTIVATIONS = frozenset({"relu", "prelu", "elu", "leakyrelu", "relu6", "gelu"})

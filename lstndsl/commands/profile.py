@@ -1,0 +1,156 @@
+"""Profile a spec's model: parameters by part and multiply-accumulates under named conventions.
+
+    lstndsl profile SPEC [--backbone NAME] [--num-classes K] [--input-size N] [--json]
+
+Parameters: localization net, regression head, spatial transformer (the two), backbone, total.
+MACs for one image: `thop` (the paper's "GFLOPS" convention), `full` (every operation, the grid
+and sampler included) — both our own arithmetic, rules in lstndsl/cost.py — and ptflops' count
+of the compiled module, next to our model of its rules, with the reason for each difference.
+
+`--json` contract (extra keys may follow; these never change):
+    {"spec": str, "input": [C, H, W], "backbone": str | null, "num_classes": int | null,
+     "params": {"localization": int, "head": int, "stn": int, "backbone": int | null,
+                "total": int},
+     "macs": {"thop": int, "full": int, "ptflops": int}}
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lstndsl import cost, parser
+from lstndsl.commands._output import dump_json, num, parse_size, table
+from lstndsl.errors import UsageError
+
+HELP = "parameters and MACs (thop convention, full count, ptflops) of a spec's model"
+ORDER = 40
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--backbone", metavar="NAME", help="timm or torchvision model behind the STN")
+    p.add_argument("--num-classes", type=int, metavar="K", help="the backbone's classes")
+    p.add_argument(
+        "--input-size", metavar="N|HxW", help="default: the backbone's resolution, else the spec's"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def contract(path: str, prof: Any) -> dict[str, Any]:
+    """The `profile --json` contract, then extra keys (parts, categories, ptflops_model …)."""
+    return {
+        "spec": path,
+        "input": list(prof.input),
+        "backbone": prof.backbone,
+        "num_classes": prof.num_classes,
+        "params": dict(prof.params),
+        "macs": prof.macs,
+        "name": prof.spec,
+        "ptflops_model": prof.parts["ptflops"]["total"],
+        "parts": prof.parts,
+        "categories": prof.categories,
+        "unpriced": prof.unpriced,
+        "unlisted": prof.unlisted,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from compiler.build import analyze_for_build, build
+    from compiler.cost import spec_profile
+
+    size = parse_size(args.input_size)
+    if args.num_classes is not None and args.backbone is None:
+        raise UsageError("--num-classes needs --backbone")
+    spec = parser.parse_file(args.spec)
+    if args.backbone is not None and size is None:
+        from compiler.backbones import default_resolution
+
+        size = (default_resolution(args.backbone),) * 2
+    analysis = analyze_for_build(spec, size)
+    model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
+    prof = spec_profile(analysis, model, args.backbone, args.num_classes)
+    if args.json:
+        dump_json(contract(args.spec, prof))
+        return 0
+    _print(args, prof)
+    return 0
+
+
+def _print(args: argparse.Namespace, prof: Any) -> None:
+    c, h, w = prof.input
+    behind = ""
+    if prof.backbone:
+        from compiler.backbones import resolve
+
+        classes = "default classes" if prof.num_classes is None else f"{prof.num_classes} classes"
+        behind = f" + {prof.backbone} ({resolve(prof.backbone)[0]}, from scratch, {classes})"
+    print(f"{prof.spec} ({args.spec}){behind}, one {h}×{w}×{c} image\n")
+
+    p = prof.params
+    rows = [["parameters", ""]]
+    rows += [
+        ["localization net", num(p["localization"])],
+        ["regression head", num(p["head"])],
+        ["spatial transformer", num(p["stn"])],
+    ]
+    if p["backbone"] is not None:
+        rows.append(["backbone", num(p["backbone"])])
+    rows.append(["total", num(p["total"])])
+    table(rows, "lr")
+
+    parts = ["localization", "head", "sampler"] + (["backbone"] if prof.backbone else [])
+    names = {
+        "localization": "localization net",
+        "head": "regression head",
+        "sampler": "grid and sampler",
+        "backbone": "backbone",
+    }
+    print()
+    macs = [["MACs", "thop", "full", "ptflops rules"]]
+    for part in parts:
+        macs.append([names[part], *(num(prof.parts[c][part]) for c in cost.CONVENTIONS)])
+    macs.append(["total", *(num(prof.parts[c]["total"]) for c in cost.CONVENTIONS)])
+    macs.append(["total, G", *(f"{prof.parts[c]['total'] / 1e9:.4f}" for c in cost.CONVENTIONS)])
+    table(macs, "lrrr")
+
+    modelled = prof.parts["ptflops"]["total"]
+    agree = (
+        "the same as its rules give, by our count"
+        if prof.ptflops == modelled
+        else f"its rules, by our count, give {num(modelled)}: {num(prof.ptflops - modelled)}"
+        " unexplained"
+    )
+    print(
+        '\nthop: the L-STN paper\'s convention (its "GFLOPS" are these MACs); full: every'
+        " operation, the grid and sampler included (rules: lstndsl/cost.py)."
+    )
+    print(f"ptflops 0.7.5 on the compiled module counts {num(prof.ptflops)} MACs: {agree}.")
+
+    cats = prof.categories
+    print()
+    rows = [["by rule", "thop", "full", "ptflops rules"]]
+    for key, label in cost.CATEGORIES.items():
+        values = [cats[c].get(key, 0) for c in cost.CONVENTIONS]
+        if any(values):
+            rows.append([label, *(num(v) for v in values)])
+    table(rows, "lrrr")
+    _why("thop differs from full", cats["thop"], cats["full"], cost.THOP_DIFFERENCES)
+    _why("ptflops differs from full", cats["ptflops"], cats["full"], cost.PTFLOPS_DIFFERENCES)
+    if prof.unlisted:
+        listed = ", ".join(f"{k} ({num(v)})" for k, v in sorted(prof.unlisted.items()))
+        print(f"  classes ptflops does not list (their MACs under full): {listed}")
+    if prof.unpriced:
+        listed = ", ".join(f"{k} ×{v}" for k, v in sorted(prof.unpriced.items()))
+        print(f"modules no rule prices (counted 0 in every convention): {listed}")
+
+
+def _why(title: str, got: dict[str, int], full: dict[str, int], reasons: dict[str, str]) -> None:
+    lines = [
+        f"  {cost.CATEGORIES[k]}: {num(got.get(k, 0) - full[k])} ({reasons[k]})"
+        for k in cost.CATEGORIES
+        if got.get(k, 0) != full.get(k, 0)
+    ]
+    if lines:
+        print(f"\nwhere {title}:")
+        print("\n".join(lines))
