@@ -263,6 +263,35 @@ def _chain(**layers: nn.Module) -> nn.Sequential:
 '''
 
 
+def _grid_sampler(t: ir.Transform) -> list[str]:
+    """The `GridSampler` class: the compiled model's `resample` leaf (no parameters)."""
+    grid_args = ["theta.float()", "list(x.shape)"]
+    if t.kind == "projective":
+        grid = _call(12, "grid = ", "projective_grid", grid_args, "")
+    else:
+        grid_args.append("align_corners=ALIGN_CORNERS")
+        grid = _call(12, "grid = ", "F.affine_grid", grid_args, "")
+    return [
+        "",
+        "",
+        "class GridSampler(nn.Module):",
+        '    """(x, θ) -> x resampled on the grid of θ, in float32 whatever autocast says;',
+        '    returns x\'s dtype. No parameters."""',
+        "",
+        "    def forward(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:",
+        "        with torch.autocast(device_type=x.device.type, enabled=False):",
+        *grid,
+        "            out = F.grid_sample(",
+        "                x.float(),",
+        "                grid,",
+        "                mode=MODE,",
+        "                padding_mode=PADDING_MODE,",
+        "                align_corners=ALIGN_CORNERS,",
+        "            )",
+        "        return out.to(x.dtype)",
+    ]
+
+
 def _transform_words(t: ir.Transform) -> str:
     bounds = []
     if t.scale is not None:
@@ -316,6 +345,7 @@ def emit_python(spec: ir.Spec, input_size: InputSize = None) -> str:
     text = "\n".join(out) + "\n" + _CHAIN
     if t.kind == "projective":
         text += _PROJECTIVE_GRID
+    text += "\n".join(_grid_sampler(t)) + "\n"
     body: list[str] = ["", "", "class SpatialTransformer(nn.Module):"]
     body.append(f'    """Image in (B×{c}×{h}×{w}), resampled image out (same size)."""')
     body += ["", "    def __init__(self) -> None:", "        super().__init__()"]
@@ -328,21 +358,16 @@ def emit_python(spec: ir.Spec, input_size: InputSize = None) -> str:
         [(name, r) for (name, _), r in zip(head_children, analysis.head, strict=True)],
         [[] for _ in head_children],
     )
+    body.append("        self.resample = GridSampler()")
     last = head_children[-1][0]
     identity = ", ".join(repr(v) for v in transforms.identity_raw(t))
     body += [
         "        # θ starts at the identity transform: zero weights, identity bias",
         "        with torch.no_grad():",
         f"            self.head.{last}.weight.zero_()",
-        *_call(12, f"self.head.{last}.bias.copy_(", "torch.tensor", [f"[{identity}]"], ")"),
+        *_call(12, "", f"self.head.{last}.bias.copy_", [f"torch.tensor([{identity}])"], ""),
     ]
     theta_doc, theta_body = _theta_body(t)
-    grid_args = ["theta.float()", "list(x.shape)"]
-    if t.kind == "projective":
-        grid = _call(12, "grid = ", "projective_grid", grid_args, "")
-    else:
-        grid_args.append("align_corners=ALIGN_CORNERS")
-        grid = _call(12, "grid = ", "F.affine_grid", grid_args, "")
     body += [
         "",
         "    def raw(self, x: torch.Tensor) -> torch.Tensor:",
@@ -354,17 +379,9 @@ def emit_python(spec: ir.Spec, input_size: InputSize = None) -> str:
         *(f"        {line}" for line in theta_body),
         "",
         "    def sample(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:",
-        '        """Resample x with θ in float32 (whatever autocast says); returns x\'s dtype."""',
-        "        with torch.autocast(device_type=x.device.type, enabled=False):",
-        *grid,
-        "            out = F.grid_sample(",
-        "                x.float(),",
-        "                grid,",
-        "                mode=MODE,",
-        "                padding_mode=PADDING_MODE,",
-        "                align_corners=ALIGN_CORNERS,",
-        "            )",
-        "        return out.to(x.dtype)",
+        '        """Resample x with θ."""',
+        "        out: torch.Tensor = self.resample(x, theta)",
+        "        return out",
         "",
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
         "        return self.sample(x, self.theta(x))",

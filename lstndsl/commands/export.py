@@ -121,6 +121,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def emit_or_fuse(
+    args: argparse.Namespace, spec: Any, size: tuple[int, int] | None, model: Any
+) -> tuple[Any, str]:
+    """`compile --emit python` and `compile --fuse`: (the model `compile -o` should save, what
+    it is called); (None, …) when the emitted source went to stdout and compile is done."""
+    if args.emit == "python":
+        from compiler.emit import emit_python
+
+        if args.fuse:
+            raise UsageError(
+                "--fuse applies to saved modules, not to --emit python; the emitted module"
+                " takes compiler.fuse.fuse like any other"
+            )
+        if getattr(args, "backbone", None) is not None:
+            raise UsageError("--emit python writes the spatial transformer only; drop --backbone")
+        code = emit_python(spec, size)
+        if not args.output:
+            if args.json:
+                raise UsageError("--emit python without -o prints the source; drop --json")
+            print(code, end="")
+            return None, ""
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(code, encoding="utf-8")
+        return model, "standalone PyTorch source"
+    from compiler.fuse import count_batchnorms, fuse
+
+    if not args.output:
+        raise UsageError("--fuse changes the saved module: give -o FILE")
+    fused = fuse(model)
+    folded = count_batchnorms(model) - count_batchnorms(fused)
+    return fused, f"fused module ({folded} batch norms folded, channels-last)"
+
+
 def _backbone_size(name: str) -> tuple[int, int]:
     from compiler import backbones
 
