@@ -1,0 +1,141 @@
+"""Train a spatial transformer and a backbone (or the backbone alone) with the paper's protocol.
+
+    lstndsl train specs/lstn.spec --backbone resnet50             # embedded digits, 64×64
+    lstndsl train specs/lstn.spec --backbone resnet18 --max-epochs 2
+    lstndsl train specs/stn.spec --backbone resnet18 --dataset cifar10:~/data/cifar10
+    lstndsl train --no-stn --backbone resnet18                    # the backbone alone
+    lstndsl train specs/lstn.spec --backbone resnet18 --theta-loss 1 --theta-labels 0.1
+    lstndsl train --resume --out runs/lstn-resnet18-digits-s0     # after a crash or a kill
+    torchrun --standalone --nproc_per_node 2 -m lstndsl train specs/lstn.spec --backbone resnet50
+
+A run directory gets the spec, config.json, split.json, metrics.jsonl (one line per epoch),
+last.pt and best.pt, pictures/ and, at the end, summary.json (the selected epoch's validation
+and test accuracy). The test split is read once, after model selection on validation accuracy.
+Exit codes: 0 done, 1 stopped by a failure (non-finite loss, θ collapse), 2 unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from lstndsl.errors import UsageError
+
+HELP = "train a spec + backbone (or --no-stn) with the paper's protocol"
+ORDER = 40
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every default is None here so that a run knows which flags were given (for --resume);
+    the real defaults live in TrainConfig."""
+    p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec (not needed with --no-stn)")
+    add_training_flags(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="DIR", help="run directory (default runs/<spec>-<backbone>-…)")
+    g.add_argument("--resume", action="store_true", default=None, help="continue the run in --out")
+    g.add_argument("--split", dest="split_file", metavar="FILE", help="reuse this split.json")
+
+
+def add_training_flags(p: argparse.ArgumentParser) -> None:
+    """The flags `train` and `sweep` share."""
+    g = p.add_argument_group("model and data")
+    g.add_argument("--backbone", metavar="NAME", help="resnet18, resnet50, efficientnet_b0, …")
+    g.add_argument("--no-stn", action="store_true", default=None, help="train the backbone alone")
+    g.add_argument("--dataset", metavar="NAME", help="digits (default), cifar10:DIR, …")
+    g.add_argument("--image-size", type=int, metavar="N", help="model input N×N")
+    g.add_argument("--seed", type=int, metavar="S", help="split, init and order seed (0)")
+    g = p.add_argument_group("protocol (defaults: the paper's)")
+    g.add_argument("--batch-size", type=int, metavar="B", help="examples per step (16)")
+    g.add_argument("--lr", type=float, help="Adam learning rate (0.001)")
+    g.add_argument("--weight-decay", type=float, help="Adam weight decay (0)")
+    g.add_argument("--stn-lr-mult", type=float, metavar="M", help="STN lr = lr × M (1)")
+    g.add_argument("--max-epochs", type=int, metavar="N", help="epoch budget (100)")
+    g.add_argument("--max-steps", type=int, metavar="N", help="step budget (none)")
+    g.add_argument("--limit-batches", type=int, metavar="N", help="train batches per epoch")
+    g.add_argument("--stop-window", type=int, metavar="N", help="early stopping window (10)")
+    g.add_argument("--stop-tolerance", type=float, metavar="P", help="± points (0.25)")
+    g.add_argument("--min-epochs", type=int, metavar="N", help="no early stop before (10)")
+    g = p.add_argument_group("θ supervision (default off: the paper's unsupervised way)")
+    g.add_argument("--theta-loss", type=float, metavar="W", help="weight of the θ loss")
+    g.add_argument("--theta-labels", type=float, metavar="F", help="share of labelled images")
+    g.add_argument("--theta-noise", type=float, metavar="SIGMA", help="noise on ideal θ")
+    g = p.add_argument_group("device")
+    g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="(auto)")
+    g.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (off)")
+    g.add_argument("--deterministic", action="store_true", default=None)
+    g.add_argument("--checkpoint-every", type=int, metavar="N", help="also every N steps")
+    g.add_argument("--pictures", type=int, metavar="N", help="images per picture (8; 0 none)")
+
+
+#: argparse destinations that are TrainConfig knobs
+CONFIG_KEYS = (
+    "spec",
+    "backbone",
+    "no_stn",
+    "dataset",
+    "image_size",
+    "seed",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "stn_lr_mult",
+    "max_epochs",
+    "max_steps",
+    "limit_batches",
+    "stop_window",
+    "stop_tolerance",
+    "min_epochs",
+    "theta_loss",
+    "theta_labels",
+    "theta_noise",
+    "device",
+    "amp",
+    "deterministic",
+    "checkpoint_every",
+    "pictures",
+    "out",
+    "resume",
+    "split_file",
+)
+
+
+def given(args: argparse.Namespace) -> dict[str, Any]:
+    """The config knobs the user set on the command line."""
+    return {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
+
+
+def make_config(explicit: dict[str, Any]) -> Any:
+    """A TrainConfig from explicit flags; with --resume, the saved run's config updated by them."""
+    from lstndsl.train.config import TrainConfig
+
+    if not explicit.get("resume"):
+        if "backbone" not in explicit:
+            raise UsageError("--backbone NAME is needed (e.g. --backbone resnet18)")
+        return TrainConfig(**{"spec": None, **explicit})
+    out = explicit.get("out")
+    if out is None:
+        if "backbone" not in explicit:
+            raise UsageError("--resume needs --out DIR (or the run's SPEC and --backbone)")
+        out = str(TrainConfig(**{"spec": None, **explicit, "resume": False}).default_out())
+    saved = Path(out) / "config.json"
+    try:
+        data = json.loads(saved.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--resume: {saved} cannot be read ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise UsageError(f"--resume: {saved} is not valid JSON ({exc})") from exc
+    return TrainConfig.from_json(data).replace(**{**explicit, "out": out, "resume": True})
+
+
+def run(args: argparse.Namespace) -> int:
+    from lstndsl.train.data import DatasetError
+    from lstndsl.train.loop import main
+
+    try:
+        config = make_config(given(args))
+        result = main(config)
+    except DatasetError as err:
+        raise UsageError(err.message) from err
+    return result.exit_code

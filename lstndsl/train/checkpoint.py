@@ -1,0 +1,142 @@
+"""Checkpoints: written atomically, loadable with `weights_only=True`, enough to rebuild the model.
+
+What it is: `save_atomic` (write to a temporary file in the same directory, fsync, `os.replace`,
+fsync the directory: a reader, or a run killed with SIGKILL at any instant, sees the old file
+or the new one, never half of one), `load`, the RNG snapshot a resumed run needs to continue
+exactly (torch, CUDA, numpy and Python generators), and `rebuild_model` (checkpoint -> module).
+
+A checkpoint is a dict of plain types and tensors only (no pickled classes), so it loads with
+`torch.load(..., weights_only=True)`:
+    format, config (TrainConfig.to_json()), spec_text, num_classes, image_size, class_names,
+    model (state_dict of what `compiler.build` returned, without any DDP wrapper),
+    and in `last` only: optimizer, scaler, epoch, batch_in_epoch, step, history, partial,
+    best, rng.
+What it is not: the decision of when to write one (the loop).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = "lstndsl-checkpoint/1"
+LAST, BEST = "last.pt", "best.pt"
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to a temp file beside `path`, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def save_json(path: Path, data: Any) -> None:
+    """Write JSON (indented) atomically, the same way."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - some filesystems refuse to open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU (weights_only: it holds no code)."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a {FORMAT} checkpoint")
+    return data
+
+
+# --- random number generators ------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global generator's state, as tensors and plain types."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    version, internal, gauss_next = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured."""
+    torch.set_rng_state(state["torch"])
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            npy["kind"],
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["cached_gaussian"],
+        )
+    )
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy's and Python's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --- rebuilding ----------------------------------------------------------------------------------
+
+
+def rebuild_model(path: str | Path) -> nn.Module:
+    """The trained model from a checkpoint (`best.pt` or `last.pt`), in eval mode, on the CPU."""
+    from lstndsl.train.config import TrainConfig
+    from lstndsl.train.model import build_model
+
+    data = load(Path(path))
+    config = TrainConfig.from_json(data["config"])
+    model = build_model(config, data.get("spec_text"), data["num_classes"], data["image_size"])
+    model.load_state_dict(data["model"])
+    return model.eval()

@@ -1,0 +1,196 @@
+"""The trainer's one typed config object: every knob of a run, the paper's protocol as defaults.
+
+What it is: `TrainConfig` (a frozen dataclass, JSON round-trip, value checks that raise
+`UsageError`) and the few rules that resolve a default from other knobs (the run directory's
+name). What it is not: flag parsing (`lstndsl/commands/train.py`) or anything that imports torch.
+
+Protocol defaults (../shared/paper/L-STN.md): Adam 1e-3 (β 0.9, 0.999), weight decay 0,
+cross-entropy (mean, no smoothing), no scheduler, no augmentation, early stopping as the
+notebooks do it. Batch size 16: inside the paper's 10–20, a power of two (friendly to the
+kernels), it divides CIFAR-10's 40,000/10,000 exactly (no ragged last batch), and it keeps
+batch-norm statistics stable enough in the L-STN localization net.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lstndsl.errors import UsageError
+
+#: the AMP modes `--amp` accepts (None = full fp32)
+AMP_MODES = ("bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+#: knobs that may differ when a run is resumed (the budget, the place, the machine, the output)
+RESUMABLE = ("max_epochs", "max_steps", "out", "device", "resume", "checkpoint_every", "pictures")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a run needs besides the data on disk. Written to the run's config.json and
+    into every checkpoint, so a run can be rebuilt and resumed from its directory alone."""
+
+    # --- what is trained
+    #: the spec file (None only with no_stn); its text is copied into the run and checkpoints
+    spec: str | None
+    #: a backbone name `compiler.backbones.create` knows (resnet18, resnet50, efficientnet_b0 …)
+    backbone: str
+    #: train the backbone alone (no spatial transformer) under the same data, split and budget
+    no_stn: bool = False
+
+    # --- data
+    #: digits (embedded), cifar10:DIR, caltech101:DIR or folder:DIR
+    dataset: str = "digits"
+    #: model input side N (N×N); None = the digits' own canvas, the backbone's resolution else
+    image_size: int | None = None
+    #: a split file to reuse (another run's split.json); None = draw it from `seed`
+    split_file: str | None = None
+    #: seed of everything random: split, digit distortions, weight init, data order
+    seed: int = 0
+
+    # --- protocol (the paper's)
+    #: examples per batch (per process under DDP)
+    batch_size: int = 16
+    #: Adam's learning rate
+    lr: float = 1e-3
+    #: Adam's β1, β2
+    betas: tuple[float, float] = (0.9, 0.999)
+    #: Adam's weight decay (the paper: 0)
+    weight_decay: float = 0.0
+    #: the localization net and head train at lr × this (1.0 = the paper)
+    stn_lr_mult: float = 1.0
+    #: early stopping: how many recent validation accuracies must agree
+    stop_window: int = 10
+    #: early stopping: each of them within ± this many points (percent) of their mean
+    stop_tolerance: float = 0.25
+    #: early stopping: never before this many epochs (the notes do not give the notebooks' value)
+    min_epochs: int = 10
+    #: hard budget in epochs
+    max_epochs: int = 100
+    #: hard budget in optimizer steps (None = no limit); the last epoch may then be partial
+    max_steps: int | None = None
+    #: at most this many training batches per epoch (None = the whole training split); for
+    #: quick looks and tests, not for results
+    limit_batches: int | None = None
+
+    # --- θ supervision (issue 5); off by default = the paper's unsupervised way
+    #: weight W of the θ loss (mean sampling-grid distance to the ideal θ, in half-image units)
+    theta_loss: float = 0.0
+    #: share of the training images whose ideal θ the θ loss may use (weak supervision)
+    theta_labels: float = 1.0
+    #: σ of the Gaussian noise added once, per image, to each entry of its ideal θ
+    theta_noise: float = 0.0
+
+    # --- θ watch
+    #: stop when the validation sampling grids lie on average more than this share outside
+    #: the image (the transformer zooms out to nothing)
+    collapse_outside: float = 0.9
+    #: stop when the mean validation scale falls below this (it zooms in to a point)
+    collapse_min_scale: float = 0.02
+
+    # --- where and how
+    #: run directory; None = runs/<spec>-<backbone>-<dataset>-s<seed> (next free -2, -3 …)
+    out: str | None = None
+    #: auto (CUDA when available), cpu or cuda
+    device: str = "auto"
+    #: automatic mixed precision: None, "bf16" or "fp16" (with a gradient scaler)
+    amp: str | None = None
+    #: torch.use_deterministic_algorithms(True) (warn-only on CUDA: grid_sample's backward)
+    deterministic: bool = False
+    #: also write the `last` checkpoint every N optimizer steps (0 = at epoch ends only)
+    checkpoint_every: int = 0
+    #: images in the picture grid (0 = no pictures)
+    pictures: int = 8
+    #: continue the run in `out` from its `last` checkpoint
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise UsageError for any value that cannot be used."""
+        problems: list[str] = []
+
+        def need(ok: bool, text: str) -> None:
+            if not ok:
+                problems.append(text)
+
+        need(self.no_stn or bool(self.spec), "a SPEC is needed unless --no-stn is given")
+        need(bool(self.backbone), "--backbone is needed")
+        need(self.image_size is None or self.image_size >= 8, "--image-size must be at least 8")
+        need(self.seed >= 0, "--seed must be a non-negative integer")
+        need(self.batch_size >= 1, "--batch-size must be at least 1")
+        need(self.lr > 0, "--lr must be positive")
+        need(all(0 <= b < 1 for b in self.betas), "Adam's betas must lie in [0, 1)")
+        need(self.weight_decay >= 0, "--weight-decay must be non-negative")
+        need(self.stn_lr_mult >= 0, "--stn-lr-mult must be non-negative")
+        need(self.stop_window >= 1, "--stop-window must be at least 1")
+        need(self.stop_tolerance >= 0, "--stop-tolerance must be non-negative")
+        need(self.min_epochs >= 0, "--min-epochs must be non-negative")
+        need(self.max_epochs >= 1, "--max-epochs must be at least 1")
+        need(self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1")
+        need(
+            self.limit_batches is None or self.limit_batches >= 1,
+            "--limit-batches must be at least 1",
+        )
+        need(self.theta_loss >= 0, "--theta-loss must be non-negative")
+        need(0 <= self.theta_labels <= 1, "--theta-labels is a fraction in [0, 1]")
+        need(self.theta_noise >= 0, "--theta-noise must be non-negative")
+        need(0 < self.collapse_outside <= 1, "the collapse share must lie in (0, 1]")
+        need(self.collapse_min_scale >= 0, "the collapse scale must be non-negative")
+        need(self.device in DEVICES, f"--device is one of {', '.join(DEVICES)}")
+        need(self.amp is None or self.amp in AMP_MODES, f"--amp is one of {', '.join(AMP_MODES)}")
+        need(self.checkpoint_every >= 0, "--checkpoint-every must be non-negative")
+        need(self.pictures >= 0, "--pictures must be non-negative")
+        need(
+            not (self.no_stn and self.theta_loss > 0),
+            "--theta-loss needs a spatial transformer (it cannot go with --no-stn)",
+        )
+        if problems:
+            raise UsageError("; ".join(problems))
+
+    # --- derived
+    @property
+    def theta_supervised(self) -> bool:
+        """Whether the θ loss is on at all (a weight and some labelled images)."""
+        return self.theta_loss > 0 and self.theta_labels > 0
+
+    @property
+    def spec_stem(self) -> str:
+        return "nostn" if self.no_stn or not self.spec else Path(self.spec).stem
+
+    def default_out(self) -> Path:
+        """runs/<spec>-<backbone>-<dataset>-s<seed> (the dataset's kind, not its path)."""
+        kind = self.dataset.partition(":")[0].lower() or "digits"
+        return Path("runs") / f"{self.spec_stem}-{self.backbone}-{kind}-s{self.seed}"
+
+    # --- JSON
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        data["betas"] = list(self.betas)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"unknown config keys: {', '.join(unknown)}")
+        values = dict(data)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def differences(self, other: TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """{knob: (mine, theirs)} for every knob that differs."""
+        mine, theirs = self.to_json(), other.to_json()
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}

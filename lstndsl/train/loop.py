@@ -1,0 +1,808 @@
+"""The shared trainer: `train_one_epoch`, `evaluate`, `main`. One loop for every spec and backbone.
+
+    from lstndsl.train.config import TrainConfig
+    from lstndsl.train.loop import main
+    result = main(TrainConfig(spec="specs/lstn.spec", backbone="resnet18", max_epochs=2))
+    result.summary["test_top1"]
+
+What `main` does, in order: join the process group (torchrun), pick the device, open the data
+and its split, build the model with `compiler.build` (it knows nothing else about the model),
+write the run directory (spec text, config, split), restore `last.pt` on `--resume`, say what
+it will do, then per epoch: train on the training split, evaluate on the validation split,
+watch θ, checkpoint (`best.pt` when validation top-1 improves, then `last.pt`), append to
+metrics.jsonl, draw the picture, and apply the paper's early-stopping rule. Only after the
+loop does it open the test split, once, on the selected (`best`) checkpoint; summary.json and
+the training curves close the run.
+
+Resume is exact on the CPU: `last.pt` carries the model, optimizer, scaler, every RNG, the
+epoch, step and batch counters, the partial sums of an unfinished epoch, the history (the
+early-stopping state) and the best so far; the data order comes back from (seed, epoch) and
+`start_batch`. What it is not: flag parsing (lstndsl/commands/train.py), the data layer
+(data.py), the model (compiler/).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lstndsl.errors import UsageError
+from lstndsl.train import checkpoint as ckpt
+from lstndsl.train import distributed as dist
+from lstndsl.train.config import RESUMABLE, TrainConfig
+from lstndsl.train.cost import model_macs
+from lstndsl.train.data import Batch, Dataset, DatasetError, open_dataset, parse_dataset_name
+from lstndsl.train.device import (
+    autocast,
+    check_amp,
+    grad_scaler,
+    select_device,
+    set_determinism,
+    use_channels_last,
+)
+from lstndsl.train.metrics import Meter, append_jsonl, topk_hits, write_jsonl
+from lstndsl.train.model import (
+    ThetaNet,
+    build_model,
+    count_parameters,
+    param_groups,
+    transformer,
+)
+from lstndsl.train.progress import Console, EpochTimer, ProgressBar, duration
+from lstndsl.train.stopping import should_stop
+from lstndsl.train.thetaloss import ThetaSupervision
+from lstndsl.train.thetastats import collapse_reason, grid_distance, theta_sums
+
+#: the validation and test sets are evaluated in batches of at least this many images
+EVAL_BATCH = 64
+#: files of a run directory
+CONFIG, METRICS, SUMMARY, LOG = "config.json", "metrics.jsonl", "summary.json", "log.txt"
+PICTURES = "pictures"
+
+
+class StopTraining(Exception):
+    """The run cannot go on (non-finite loss or weights, θ collapse); `.reason` says which."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Progress:
+    """Counters a resumed run restores: what has been done so far."""
+
+    #: finished epochs
+    epoch: int = 0
+    #: batches done in the unfinished epoch `epoch + 1`
+    batch_in_epoch: int = 0
+    #: optimizer steps so far
+    step: int = 0
+    #: one record per finished epoch (the metrics.jsonl lines); the early-stopping state
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: training sums of the unfinished epoch (all ranks reduced)
+    partial: dict[str, float] = field(default_factory=dict)
+    best_epoch: int | None = None
+    best_val_top1: float | None = None
+    #: seconds spent in earlier sessions of this run, and training images / seconds so far
+    elapsed: float = 0.0
+    train_images: float = 0.0
+    train_seconds: float = 0.0
+
+    def state(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Run:
+    """Everything one run works with (built by `main`, passed to the epoch functions)."""
+
+    config: TrainConfig
+    ctx: dist.DistContext
+    device: torch.device
+    console: Console
+    out: Path
+    dataset: Dataset
+    spec_text: str | None
+    model: nn.Module  # what compiler.build returned (model_without_ddp)
+    net: nn.Module  # ThetaNet(model), DDP-wrapped under torchrun: what training calls
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    supervision: ThetaSupervision | None
+    progress: Progress = field(default_factory=Progress)
+    timer: EpochTimer | None = None
+    #: MACs for one image by convention (None when no counter), and how they were counted
+    macs: dict[str, int] | None = None
+    macs_note: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.dataset.image_size, self.dataset.image_size)
+
+    @property
+    def knows_theta(self) -> bool:
+        """θ-recovery error can be measured: the data knows its transforms, and there is an STN."""
+        return self.dataset.has_theta and transformer(self.model) is not None
+
+    def train_batches(self) -> int:
+        n = self.dataset.num_batches(
+            "train", self.config.batch_size, world_size=self.ctx.world_size
+        )
+        return min(n, self.config.limit_batches) if self.config.limit_batches else n
+
+
+@dataclass
+class RunResult:
+    out: Path
+    summary: dict[str, Any]
+    #: 0 finished, 1 stopped by a failure (non-finite loss, θ collapse)
+    exit_code: int
+
+
+# --- one epoch ------------------------------------------------------------------------------------
+
+
+def _inputs(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    x = batch.images.to(run.device, non_blocking=True)
+    if use_channels_last(run.device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, batch.labels.to(run.device, non_blocking=True)
+
+
+def _measure(
+    run: Run, meter: Meter, batch: Batch, logits: torch.Tensor, theta: torch.Tensor | None
+) -> None:
+    """Accuracy, θ statistics and θ-recovery error of one batch into `meter`."""
+    n = len(batch)
+    top1, top5 = topk_hits(logits, batch.labels.to(logits.device))
+    meter.update({"n": n, "top1": top1, "top5": top5})
+    if theta is not None:
+        meter.update(theta_sums(theta, run.size))
+        if run.dataset.has_theta and batch.theta is not None:
+            err = grid_distance(theta.detach(), batch.theta.to(theta.device), run.size)
+            meter.add("theta_error", err.double().sum())
+
+
+def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> bool:
+    """Train epoch `epoch` (0-based) from batch `start_batch`, adding to `meter`.
+
+    Returns True when `max_steps` was reached inside the epoch. Raises StopTraining on a
+    non-finite loss (before the step that would spread it into the weights).
+    """
+    cfg, prog = run.config, run.progress
+    run.net.train()
+    total = run.train_batches()
+    amp = autocast(run.device, cfg.amp)
+    bar = ProgressBar(run.console, total, f"epoch {epoch + 1}/{cfg.max_epochs}", start=start_batch)
+    t0 = time.perf_counter()
+    images = 0
+    batches = run.dataset.batches(
+        "train",
+        cfg.batch_size,
+        epoch=epoch,
+        rank=run.ctx.rank,
+        world_size=run.ctx.world_size,
+        start_batch=start_batch,
+    )
+    hit_budget = False
+    for batch in batches:
+        if batch.number >= total:
+            break
+        if len(batch) < 2:  # batch norm cannot train on one example; only a ragged tail
+            continue
+        x, y = _inputs(run, batch)
+        with amp():
+            logits, theta = run.net(x)
+        ce = F.cross_entropy(logits.float(), y)
+        loss = ce
+        theta_loss, labelled = None, 0
+        if run.supervision is not None and theta is not None:
+            theta_loss, labelled = run.supervision.loss(theta, batch.indices, run.size)
+            if theta_loss is not None:
+                loss = ce + cfg.theta_loss * theta_loss
+        bad = not bool(torch.isfinite(loss.detach()))
+        if run.ctx.enabled:
+            bad = dist.any_rank(bad)
+        if bad:
+            bar.close()
+            raise StopTraining(
+                f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {batch.number + 1}"
+                f" (step {prog.step + 1}); the weights before this step are kept"
+            )
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        prog.step += 1
+        prog.batch_in_epoch = batch.number + 1
+
+        n = len(batch)
+        images += n
+        meter.update({"ce": ce.detach() * n, "loss": loss.detach() * n})
+        if theta_loss is not None:
+            meter.update({"theta_loss": theta_loss.detach() * labelled, "theta_labelled": labelled})
+        _measure(run, meter, batch, logits.detach(), theta)
+        bar.update(1, n * run.ctx.world_size, f"loss {meter.mean('loss') or 0:.3f}")
+        if run.timer is not None:
+            note = run.timer.tick(n * run.ctx.world_size)
+            if note:
+                bar.close()
+                run.console(note)
+        if cfg.max_steps is not None and prog.step >= cfg.max_steps:
+            hit_budget = True
+            break
+        # (the epoch's end writes its own checkpoint)
+        every = cfg.checkpoint_every
+        if every and prog.step % every == 0 and prog.batch_in_epoch < total:
+            prog.partial = meter.reduce(dist.all_reduce_sum).state()
+            if not run.ctx.is_main:
+                prog.partial = {}
+            save_last(run)
+    bar.close()
+    seconds = time.perf_counter() - t0
+    prog.train_images += images * run.ctx.world_size
+    prog.train_seconds += seconds
+    return hit_budget
+
+
+@torch.no_grad()
+def evaluate(run: Run, split: str) -> Meter:
+    """Loss, top-1/top-5, θ statistics and θ-recovery error over a whole split (exact: each
+    rank takes every world_size-th example, nothing padded, sums reduced)."""
+    plain = ThetaNet(run.model)
+    plain.eval()
+    members = run.dataset.split[split][run.ctx.rank :: run.ctx.world_size]
+    bs = max(run.config.batch_size, EVAL_BATCH)
+    amp = autocast(run.device, run.config.amp)
+    meter = Meter()
+    for number, start in enumerate(range(0, len(members), bs)):
+        batch = run.dataset.load(members[start : start + bs], number)
+        x, y = _inputs(run, batch)
+        with amp():
+            logits, theta = plain(x)
+        logits = logits.float()
+        meter.add("loss", F.cross_entropy(logits, y, reduction="sum"))
+        _measure(run, meter, batch, logits, theta)
+    return meter.reduce(dist.all_reduce_sum)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+def _payload(run: Run) -> dict[str, Any]:
+    return {
+        "format": ckpt.FORMAT,
+        "config": run.config.to_json(),
+        "spec_text": run.spec_text,
+        "num_classes": run.dataset.num_classes,
+        "image_size": run.dataset.image_size,
+        "class_names": list(run.dataset.class_names),
+        "model": run.model.state_dict(),
+    }
+
+
+def _finite_weights(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def save_last(run: Run) -> None:
+    """Write `last.pt` (rank 0), refusing weights that are no longer finite."""
+    if not _finite_weights(run.model):
+        raise StopTraining(
+            f"the weights stopped being finite by step {run.progress.step}; "
+            "the last good checkpoint is kept"
+        )
+    if run.ctx.is_main:
+        data = _payload(run)
+        data.update(
+            optimizer=run.optimizer.state_dict(),
+            scaler=run.scaler.state_dict(),
+            progress=run.progress.state(),
+            rng=ckpt.rng_state(),
+        )
+        ckpt.save_atomic(data, run.out / ckpt.LAST)
+    dist.barrier()
+
+
+def save_best(run: Run) -> None:
+    if run.ctx.is_main:
+        data = _payload(run)
+        data["epoch"] = run.progress.best_epoch
+        data["val_top1"] = run.progress.best_val_top1
+        ckpt.save_atomic(data, run.out / ckpt.BEST)
+    dist.barrier()
+
+
+def restore(run: Run, data: dict[str, Any]) -> None:
+    """Put a run back where `last.pt` left it."""
+    run.model.load_state_dict(data["model"])
+    run.optimizer.load_state_dict(data["optimizer"])
+    if data.get("scaler"):
+        run.scaler.load_state_dict(data["scaler"])
+    run.progress = Progress(**data["progress"])
+    if not run.ctx.is_main:
+        run.progress.partial = {}  # rank 0 carries the reduced partial sums
+    ckpt.set_rng_state(data["rng"])
+
+
+# --- pictures -------------------------------------------------------------------------------------
+
+
+def picture_indices(dataset: Dataset, count: int) -> np.ndarray:
+    """`count` validation examples spread evenly over the (sorted) validation indices."""
+    val = dataset.split["val"]
+    count = min(count, len(val))
+    return val[np.linspace(0, len(val) - 1, count).round().astype(np.int64)]
+
+
+@torch.no_grad()
+def draw_transforms(run: Run, tag: str) -> Path | None:
+    """Inputs, what the spatial transformer made of them and (if known) the ideal θ's output."""
+    from lstndsl.train.pictures import transform_grid
+
+    stn = transformer(run.model)
+    if stn is None or run.config.pictures == 0 or not run.ctx.is_main:
+        return None
+    batch = run.dataset.load(picture_indices(run.dataset, run.config.pictures))
+    was = stn.training
+    stn.eval()
+    x = batch.images.to(run.device)
+    theta = stn.theta(x)
+    rows = [
+        ("input", run.dataset.denormalize(x)),
+        ("transformer", run.dataset.denormalize(stn.sample(x, theta))),
+    ]
+    captions = [run.dataset.class_names[int(y)] for y in batch.labels]
+    if batch.theta is not None:
+        ideal = batch.theta.to(run.device)
+        rows.append(("ideal θ", run.dataset.denormalize(stn.sample(x, ideal))))
+        err = grid_distance(theta, ideal, run.size)
+        captions = [f"{c} · {e:.1f}px" for c, e in zip(captions, err.tolist(), strict=True)]
+    stn.train(was)
+    title = f"{run.out.name}: {tag}"
+    return transform_grid(run.out / PICTURES / f"transform-{tag}.png", rows, title, captions)
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def resolve_image_size(config: TrainConfig) -> int | None:
+    """--image-size, else the digits' own canvas (None), else the backbone's resolution."""
+    if config.image_size is not None:
+        return config.image_size
+    kind, _ = parse_dataset_name(config.dataset)
+    if kind == "digits":
+        return None
+    from compiler import backbones
+
+    return backbones.default_resolution(config.backbone)
+
+
+def resolve_out(config: TrainConfig) -> Path:
+    """The run directory: --out, or runs/<spec>-<backbone>-<dataset>-s<seed>[-2, -3 …]."""
+    holds_run = lambda p: (p / CONFIG).exists() or (p / ckpt.LAST).exists()  # noqa: E731
+    if config.out is not None:
+        out = Path(config.out)
+        if config.resume and not (out / ckpt.LAST).exists():
+            raise UsageError(f"--resume: {out} holds no {ckpt.LAST} to resume from")
+        if not config.resume and holds_run(out):
+            raise UsageError(
+                f"{out} already holds a run: add --resume to continue it, or choose another --out"
+            )
+        return out
+    base = config.default_out()
+    if config.resume:
+        if not (base / ckpt.LAST).exists():
+            raise UsageError(f"--resume: {base} holds no {ckpt.LAST}; give the run's --out DIR")
+        return base
+    out, k = base, 1
+    while holds_run(out):
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def read_spec_text(config: TrainConfig) -> str | None:
+    if config.no_stn or config.spec is None:
+        return None
+    try:
+        return Path(config.spec).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read the spec {config.spec}: {exc.strerror or exc}") from exc
+
+
+def _plan(run: Run, notes: list[str]) -> None:
+    cfg, ds, say = run.config, run.dataset, run.console
+    counts = ds.split.counts
+    params = count_parameters(run.model)
+    what = "backbone alone (--no-stn)" if cfg.no_stn else f"{cfg.spec} + {cfg.backbone}"
+    say(f"lstndsl train: {what} -> {run.out}")
+    native = ds.native_size
+    kept = " (its own canvas)" if native == (ds.image_size, ds.image_size) else ""
+    say(
+        f"  data      {ds.spec}: {ds.num_classes} classes, {ds.image_size}×{ds.image_size}{kept}; "
+        f"train {counts['train']:,} / val {counts['val']:,} / test {counts['test']:,} "
+        f"(split seed {ds.split.seed}: {ds.split.rule})"
+    )
+    stn_part = (
+        ""
+        if cfg.no_stn
+        else f" = spatial transformer {params['stn']:,} + backbone {params['backbone']:,}"
+    )
+    say(f"  model     {cfg.backbone}: {params['total']:,} parameters{stn_part}")
+    if run.macs is not None:
+        say(
+            f"            {run.macs['thop'] / 1e9:.3g} GMACs per image (thop, the paper's "
+            f"convention; {run.macs['full'] / 1e9:.3g}G counting everything)"
+        )
+    groups = "" if cfg.no_stn or cfg.stn_lr_mult == 1 else f", STN lr ×{cfg.stn_lr_mult:g}"
+    budget = f"max {cfg.max_epochs} epochs" + (
+        f", max {cfg.max_steps} steps" if cfg.max_steps else ""
+    )
+    say(
+        f"  protocol  Adam lr {cfg.lr:g} (β {cfg.betas[0]:g}, {cfg.betas[1]:g}), weight decay "
+        f"{cfg.weight_decay:g}{groups}; batch {cfg.batch_size}; cross-entropy; early stopping "
+        f"window {cfg.stop_window}, ±{cfg.stop_tolerance:g} points, not before epoch "
+        f"{cfg.min_epochs}; {budget}"
+    )
+    if run.supervision is not None:
+        say(
+            f"  θ loss    {cfg.theta_loss:g} × grid distance to the ideal θ on "
+            f"{run.supervision.count:,} training images ({100 * cfg.theta_labels:g}%)"
+            + (f", noise σ {cfg.theta_noise:g}" if cfg.theta_noise else "")
+        )
+    threads = f" ({torch.get_num_threads()} threads)" if run.device.type == "cpu" else ""
+    procs = f", {run.ctx.world_size} processes" if run.ctx.enabled else ""
+    say(f"  device    {run.device}{threads}{procs}, {cfg.amp or 'fp32'}")
+    for note in notes:
+        say(f"  note      {note}")
+
+
+def _fmt(v: float | None, spec: str = ".2f", unit: str = "") -> str:
+    return "-" if v is None else f"{v:{spec}}{unit}"
+
+
+def epoch_line(record: dict[str, Any], max_epochs: int) -> str:
+    """One log line per epoch (what a non-terminal log shows)."""
+    th = record.get("theta") or {}
+    parts = [
+        f"epoch {record['epoch']:>3}/{max_epochs}",
+        f"train loss {_fmt(record['train_loss'], '.4f')} top-1 {_fmt(record['train_top1'])}%",
+        f"val loss {_fmt(record['val_loss'], '.4f')} top-1 {_fmt(record['val_top1'])}% "
+        f"top-5 {_fmt(record['val_top5'])}%",
+    ]
+    if record.get("val_theta_error") is not None:
+        parts.append(f"θ-err {record['val_theta_error']:.2f}px")
+    if th:
+        parts.append(
+            f"θ scale {th['scale']:.2f} rot {th['rotation']:.1f}° shift {th['translation']:.1f}px "
+            f"out {100 * th['outside']:.0f}%"
+        )
+    parts.append(f"{duration(record['time'])} {record['images_per_s']:.0f} img/s")
+    if record.get("best"):
+        parts.append("*")
+    return "  ".join(parts)
+
+
+def _record(
+    run: Run, epoch: int, train: Meter, val: Meter, seconds: float, images: float
+) -> dict[str, Any]:
+    t, v = train.means(), val.means()
+    theta = None
+    if v.get("scale") is not None:
+        theta = {k: v[k] for k in ("scale", "rotation", "translation", "outside")}
+    lrs = {g.get("name", "all"): g["lr"] for g in run.optimizer.param_groups}
+    return {
+        "epoch": epoch,
+        "step": run.progress.step,
+        "train_images": int(train["n"]),
+        "train_loss": t.get("loss"),
+        "train_ce": t.get("ce"),
+        "train_theta_loss": t.get("theta_loss"),
+        "train_top1": t.get("top1"),
+        "train_top5": t.get("top5"),
+        "train_theta_error": t.get("theta_error"),
+        "val_loss": v.get("loss"),
+        "val_top1": v.get("top1"),
+        "val_top5": v.get("top5"),
+        "val_theta_error": v.get("theta_error"),
+        "theta": theta,
+        "lr": lrs.get("backbone", lrs.get("all")),
+        "lr_stn": lrs.get("stn"),
+        "time": seconds,
+        "images_per_s": images / seconds if seconds > 0 else 0.0,
+        "best": False,
+    }
+
+
+def run_epochs(run: Run) -> str:
+    """Train until a budget, the early-stopping rule or a failure ends it; returns why."""
+    cfg, prog = run.config, run.progress
+    if prog.epoch == 0 and prog.batch_in_epoch == 0:
+        draw_transforms(run, "e000")
+    while prog.epoch < cfg.max_epochs:
+        if cfg.max_steps is not None and prog.step >= cfg.max_steps:
+            return f"max_steps ({cfg.max_steps}) reached"
+        t0 = time.perf_counter()
+        images0 = prog.train_images
+        meter = Meter(prog.partial)
+        hit_budget = train_one_epoch(run, prog.epoch, prog.batch_in_epoch, meter)
+        train = meter.reduce(dist.all_reduce_sum)
+        val = evaluate(run, "val")
+        seconds = time.perf_counter() - t0
+        record = _record(run, prog.epoch + 1, train, val, seconds, prog.train_images - images0)
+        if record["val_loss"] is None or not math.isfinite(record["val_loss"]):
+            raise StopTraining(f"non-finite validation loss after epoch {prog.epoch + 1}")
+        collapsed = collapse_reason(
+            record["theta"] or {},
+            max_outside=cfg.collapse_outside,
+            min_scale=cfg.collapse_min_scale,
+        )
+        if collapsed:
+            raise StopTraining(f"{collapsed} after epoch {prog.epoch + 1}")
+        prog.epoch += 1
+        prog.batch_in_epoch = 0
+        prog.partial = {}
+        if hit_budget:
+            record["partial_epoch"] = True
+        improved = prog.best_val_top1 is None or record["val_top1"] > prog.best_val_top1
+        record["best"] = improved
+        prog.history.append(record)
+        if improved:
+            prog.best_epoch, prog.best_val_top1 = prog.epoch, record["val_top1"]
+            save_best(run)
+        save_last(run)
+        if run.ctx.is_main:
+            append_jsonl(run.out / METRICS, record)
+        draw_transforms(run, f"e{prog.epoch:03d}")
+        run.console(epoch_line(record, cfg.max_epochs))
+        if hit_budget:
+            return f"max_steps ({cfg.max_steps}) reached"
+        accs = [h["val_top1"] for h in prog.history]
+        if should_stop(
+            accs, window=cfg.stop_window, tolerance=cfg.stop_tolerance, min_epochs=cfg.min_epochs
+        ):
+            return (
+                f"early stopping after epoch {prog.epoch}: the last {cfg.stop_window} validation "
+                f"accuracies lie within ±{cfg.stop_tolerance:g} points of their mean"
+            )
+    return f"max_epochs ({cfg.max_epochs}) reached"
+
+
+def final_test(run: Run) -> tuple[dict[str, Any], dict[str, float | None]]:
+    """Load the selected checkpoint and evaluate the test split: the only time it is read.
+
+    Returns (the selected epoch's record, the test means)."""
+    dist.barrier()
+    data = ckpt.load(run.out / ckpt.BEST)
+    run.model.load_state_dict(data["model"])
+    record = run.progress.history[int(data["epoch"]) - 1]
+    return record, evaluate(run, "test").means()
+
+
+def main(
+    config: TrainConfig, *, dataset: Dataset | None = None, console: Console | None = None
+) -> RunResult:
+    """Run (or resume) one training run; see the module docstring."""
+    started = time.perf_counter()
+    ctx = dist.from_environment()
+    device = select_device(config.device, local_rank=ctx.local_rank, distributed=ctx.enabled)
+    dist.setup(ctx, device)
+    try:
+        return _main(config, ctx, device, dataset, console or Console(ctx.is_main), started)
+    finally:
+        dist.teardown(ctx)
+
+
+def _main(
+    config: TrainConfig,
+    ctx: dist.DistContext,
+    device: torch.device,
+    dataset: Dataset | None,
+    console: Console,
+    started: float,
+) -> RunResult:
+    notes = check_amp(config.amp, device)
+    determinism = set_determinism(config.deterministic, device)
+    if determinism:
+        notes.append(determinism)
+    out = dist.broadcast_object(resolve_out(config) if ctx.is_main else None)
+    saved: dict[str, Any] | None = None
+    if config.resume:
+        saved = ckpt.load(out / ckpt.LAST)
+        before = TrainConfig.from_json(saved["config"])
+        changed = {k: v for k, v in before.differences(config).items() if k not in RESUMABLE}
+        if changed:
+            listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise UsageError(f"--resume cannot change the run's {listed}")
+    spec_text = saved["spec_text"] if saved is not None else read_spec_text(config)
+
+    try:
+        split_file = out / "split.json" if saved is not None else config.split_file
+        if dataset is None:
+            dataset = open_dataset(
+                config.dataset,
+                seed=config.seed,
+                image_size=resolve_image_size(config),
+                split_file=split_file,
+            )
+        elif split_file is not None:
+            from lstndsl.train.data import load_split
+
+            dataset = dataset.with_split(load_split(split_file, dataset), str(split_file))
+    except DatasetError as err:
+        raise UsageError(err.message) from err
+    notes.extend(dataset.notes)
+    if config.theta_loss > 0 and not dataset.has_theta:
+        raise UsageError(
+            f"--theta-loss needs images whose transforms are known (the embedded digits); "
+            f"{config.dataset} has none"
+        )
+
+    ckpt.seed_everything(config.seed)
+    model = build_model(config, spec_text, dataset.num_classes, dataset.image_size)
+    macs, macs_note = model_macs(model, dataset.image_size)
+    model = model.to(device)
+    if use_channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
+    net = dist.wrap(ThetaNet(model), ctx, device)
+    optimizer = torch.optim.Adam(
+        param_groups(model, config.lr, config.stn_lr_mult),
+        lr=config.lr,
+        betas=config.betas,
+        weight_decay=config.weight_decay,
+    )
+    supervision = None
+    if config.theta_supervised and transformer(model) is not None:
+        assert dataset.source.theta is not None
+        supervision = ThetaSupervision(
+            dataset.source.theta,
+            dataset.split["train"],
+            labels=config.theta_labels,
+            noise=config.theta_noise,
+            seed=config.seed,
+        )
+    run = Run(
+        config=config,
+        ctx=ctx,
+        device=device,
+        console=console,
+        out=out,
+        dataset=dataset,
+        spec_text=spec_text,
+        model=model,
+        net=net,
+        optimizer=optimizer,
+        scaler=grad_scaler(device, config.amp),
+        supervision=supervision,
+        macs=macs,
+        macs_note=macs_note,
+    )
+    if saved is not None:
+        restore(run, saved)
+        if ctx.is_main:
+            write_jsonl(out / METRICS, run.progress.history)
+    elif ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / CONFIG).write_text(config.dumps(), encoding="utf-8")
+        dataset.write_split(out)
+        if spec_text is not None and config.spec is not None:
+            (out / Path(config.spec).name).write_text(spec_text, encoding="utf-8")
+        (out / METRICS).write_text("", encoding="utf-8")
+    dist.barrier()
+    if ctx.is_main:
+        console.log_to(out / LOG)
+    _plan(run, notes)
+    if saved is not None:
+        p = run.progress
+        console(f"  resumed   after epoch {p.epoch}, batch {p.batch_in_epoch}, step {p.step}")
+    run.timer = EpochTimer(run.train_batches() - run.progress.batch_in_epoch)
+
+    failure = None
+    session = time.perf_counter()
+    try:
+        reason = run_epochs(run)
+    except StopTraining as stop:
+        reason = failure = stop.reason
+        console(f"stopped: {stop.reason}")
+    console(f"done training: {reason}")
+    run.progress.elapsed += time.perf_counter() - session
+    summary = _summarize(run, reason, failure, time.perf_counter() - started)
+    return RunResult(out, summary, 1 if failure else 0)
+
+
+def _summarize(run: Run, reason: str, failure: str | None, session: float) -> dict[str, Any]:
+    """Test the selected checkpoint (if there is one), write summary.json and the curves."""
+    from lstndsl.train.pictures import training_curves
+
+    cfg, prog, say = run.config, run.progress, run.console
+    params = count_parameters(run.model)
+    macs = run.macs
+    summary: dict[str, Any] = {
+        "run": str(run.out),
+        "spec": cfg.spec if not cfg.no_stn else None,
+        "backbone": cfg.backbone,
+        "no_stn": cfg.no_stn,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "image_size": run.dataset.image_size,
+        "num_classes": run.dataset.num_classes,
+        "split": run.dataset.split.counts,
+        "selected_epoch": None,
+        "val_top1": None,
+        "val_top5": None,
+        "val_loss": None,
+        "test_top1": None,
+        "test_top5": None,
+        "test_loss": None,
+        "val_theta_error": None,
+        "test_theta_error": None,
+        "test_theta": None,
+        "params": params["total"],
+        "params_stn": params["stn"],
+        "params_backbone": params["backbone"],
+        "macs": None if macs is None else macs["thop"],
+        "macs_by_convention": macs,
+        "macs_note": run.macs_note,
+        "epochs": prog.epoch,
+        "steps": prog.step,
+        "stop_reason": reason,
+        "failed": failure is not None,
+        "wall_time": prog.elapsed,
+        "images_per_s": prog.train_images / prog.train_seconds if prog.train_seconds else None,
+        "device": str(run.device),
+        "world_size": run.ctx.world_size,
+        "amp": cfg.amp,
+        "theta_loss": cfg.theta_loss,
+        "theta_labels": cfg.theta_labels if cfg.theta_supervised else 0.0,
+        "theta_noise": cfg.theta_noise,
+    }
+    if (run.out / ckpt.BEST).exists() and prog.best_epoch is not None:
+        record, test = final_test(run)
+        summary.update(
+            selected_epoch=record["epoch"],
+            val_top1=record["val_top1"],
+            val_top5=record["val_top5"],
+            val_loss=record["val_loss"],
+            test_top1=test.get("top1"),
+            test_top5=test.get("top5"),
+            test_loss=test.get("loss"),
+            val_theta_error=record["val_theta_error"],
+            test_theta_error=test.get("theta_error"),
+            test_theta=(
+                {k: test[k] for k in ("scale", "rotation", "translation", "outside")}
+                if test.get("scale") is not None
+                else None
+            ),
+        )
+        draw_transforms(run, "selected")
+        say(
+            f"selected epoch {record['epoch']} (best validation top-1): val top-1 "
+            f"{_fmt(summary['val_top1'])}%, test top-1 {_fmt(summary['test_top1'])}% "
+            f"top-5 {_fmt(summary['test_top5'])}%"
+            + (
+                f", θ-recovery error val {summary['val_theta_error']:.2f}px test "
+                f"{summary['test_theta_error']:.2f}px"
+                if summary["test_theta_error"] is not None
+                else ""
+            )
+        )
+    else:
+        say("no epoch finished: nothing to select, the test split is left unread")
+    if run.ctx.is_main:
+        from lstndsl.train.checkpoint import save_json
+
+        save_json(run.out / SUMMARY, summary)
+        if prog.history:
+            training_curves(run.out / PICTURES / "curves.png", prog.history, run.out.name)
+        say(f"wrote {run.out / SUMMARY}, {run.out / PICTURES}/")
+    dist.barrier()
+    return summary
