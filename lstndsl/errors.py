@@ -38,7 +38,8 @@ class Diagnostic:
 
     def format(self, source: str | None = None) -> str:
         """`path:line:col: error: message (hint)`, then the source line and a caret if given."""
-        text = f"{self.path}:{self.line}:{self.column}: {self.severity}: {self.message}"
+        where = f"{self.path}:{self.line}:{self.column}" if self.line > 0 else self.path
+        text = f"{where}: {self.severity}: {self.message}"  # line 0: not about a spec line
         if self.hint:
             text += f"; {self.hint}"
         if source is not None:
