@@ -3,7 +3,9 @@
 Only the table is rewritten; header lines, the caption and comments stay as written, and
 every cell keeps its text (LaTeX, `x` or `×`, all as the author wrote them). With `fill`, empty
 Output Shape and Parameters cells (and the Total) get the inferred values at the declared input
-size, adding those columns if the table lacks them. Parse -> fmt -> parse gives the same IR.
+size, adding those columns if the table lacks them; a spec whose numbers disagree is refused
+(`SpecCheckError`), since its "inferred" values would follow the misprint. Parse -> fmt -> parse
+gives the same IR.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import re
 
 from lstndsl import catalog, check, parser
+from lstndsl.errors import SpecCheckError, SpecInputError
 from lstndsl.interpret import COLUMN_TITLES, COLUMNS, build_spec
 from lstndsl.ir import format_shape
 from lstndsl.parser import RawRow
@@ -18,13 +21,15 @@ from lstndsl.parser import RawRow
 _DIMS_SIGN = re.compile(r"\d( ?)(×|\\times|[xX*]) ?\d")
 
 
-def _times(cells: list[str]) -> str:
-    """The multiplication sign (and spacing) the table already uses for dimensions."""
+def _times(cells: list[str]) -> tuple[str, bool]:
+    """The multiplication sign (and spacing) the table already uses for dimensions, and
+    whether it wraps them in LaTeX dollars."""
     for cell in cells:
         m = _DIMS_SIGN.search(cell)
         if m:
-            return f" {m.group(2)} " if m.group(1) else m.group(2)
-    return "×"
+            sign = f" {m.group(2)} " if m.group(1) else m.group(2)
+            return sign, cell.startswith("$")
+    return "×", False
 
 
 def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
@@ -43,9 +48,15 @@ def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
                 titles.append(COLUMN_TITLES[col])
                 for cells in grid:
                     cells.append("")
-        spec = build_spec(doc)
+        try:
+            spec = build_spec(doc)
+        except SpecInputError as err:
+            err.source = doc.source
+            raise
         analysis = check.analyze(spec)
-        times = _times([c for r in grid for c in r])
+        if analysis.errors:  # after a mismatch, "inferred" would follow a misprint: refuse
+            raise SpecCheckError(analysis.diagnostics, doc.source)
+        times, dollars = _times([c for r in grid for c in r])
         results = iter(analysis.rows)
         total_params = analysis.params_localization if analysis.complete else None
         type_col = columns.index("type")
@@ -62,7 +73,8 @@ def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
                 continue
             out_col, par_col = columns.index("output"), columns.index("params")
             if _blank(cells[out_col]):
-                cells[out_col] = format_shape(result.output, times)
+                shape = format_shape(result.output, times)
+                cells[out_col] = f"${shape}$" if dollars and len(result.output) > 1 else shape
             if _blank(cells[par_col]):
                 terms = result.param_terms
                 cells[par_col] = "+".join(map(str, terms)) if terms else "0"
