@@ -53,6 +53,7 @@ from lstndsl.train.model import (
     ThetaNet,
     build_model,
     count_parameters,
+    load_spec,
     param_groups,
     transformer,
 )
@@ -419,6 +420,17 @@ def read_spec_text(config: TrainConfig) -> str | None:
         raise UsageError(f"cannot read the spec {config.spec}: {exc.strerror or exc}") from exc
 
 
+def check_inputs(config: TrainConfig, spec_text: str | None) -> None:
+    """Fail fast, before any data is read: the spec must check, the backbone must exist."""
+    from compiler import backbones
+
+    backbones.resolve(config.backbone)
+    if spec_text is not None and config.spec is not None:
+        from lstndsl import analyze
+
+        analyze(load_spec(spec_text, config.spec)).raise_for_errors()
+
+
 def _plan(run: Run, notes: list[str]) -> None:
     cfg, ds, say = run.config, run.dataset, run.console
     counts = ds.split.counts
@@ -440,8 +452,8 @@ def _plan(run: Run, notes: list[str]) -> None:
     say(f"  model     {cfg.backbone}: {params['total']:,} parameters{stn_part}")
     if run.macs is not None:
         say(
-            f"            {run.macs['thop'] / 1e9:.3g} GMACs per image (thop, the paper's "
-            f"convention; {run.macs['full'] / 1e9:.3g}G counting everything)"
+            f"            {_giga(run.macs['thop'])} MACs per image (thop, the paper's "
+            f"convention; {_giga(run.macs['full'])} counting everything)"
         )
     groups = "" if cfg.no_stn or cfg.stn_lr_mult == 1 else f", STN lr ×{cfg.stn_lr_mult:g}"
     budget = f"max {cfg.max_epochs} epochs" + (
@@ -459,11 +471,17 @@ def _plan(run: Run, notes: list[str]) -> None:
             f"{run.supervision.count:,} training images ({100 * cfg.theta_labels:g}%)"
             + (f", noise σ {cfg.theta_noise:g}" if cfg.theta_noise else "")
         )
-    threads = f" ({torch.get_num_threads()} threads)" if run.device.type == "cpu" else ""
+    n = torch.get_num_threads()
+    threads = f" ({n} thread{'s' if n > 1 else ''})" if run.device.type == "cpu" else ""
     procs = f", {run.ctx.world_size} processes" if run.ctx.enabled else ""
     say(f"  device    {run.device}{threads}{procs}, {cfg.amp or 'fp32'}")
     for note in notes:
         say(f"  note      {note}")
+
+
+def _giga(n: int) -> str:
+    """4.12G, 35.1M."""
+    return f"{n / 1e9:.3g}G" if n >= 1e8 else f"{n / 1e6:.3g}M"
 
 
 def _fmt(v: float | None, spec: str = ".2f", unit: str = "") -> str:
@@ -624,6 +642,7 @@ def _main(
             listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
             raise UsageError(f"--resume cannot change the run's {listed}")
     spec_text = saved["spec_text"] if saved is not None else read_spec_text(config)
+    check_inputs(config, spec_text)
 
     try:
         split_file = out / "split.json" if saved is not None else config.split_file
