@@ -117,7 +117,12 @@ def verify(stn: SpatialTransformer, analysis: check.Analysis) -> None:
         with torch.no_grad():
             x = torch.zeros(1, *analysis.input)
             for module, rr in zip(modules, analysis.rows, strict=True):
-                x = module(x)
+                try:
+                    x = module(x)
+                except RuntimeError as err:  # e.g. a builder that disagrees on channels
+                    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    disagree(f"torch cannot run this row: {reason}", rr.row.type.pos)
+                    break
                 got = tuple(x.shape[1:])
                 if got != rr.output:
                     disagree(
