@@ -31,21 +31,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every default is None here so that a run knows which flags were given (for --resume);
     the real defaults live in TrainConfig."""
     p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec (not needed with --no-stn)")
-    add_training_flags(p)
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", metavar="NAME", help="resnet18, resnet50, efficientnet_b0, …")
+    g.add_argument("--no-stn", action="store_true", default=None, help="train the backbone alone")
+    g.add_argument("--seed", type=int, metavar="S", help="split, init and order seed (0)")
+    add_shared_flags(p)
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<spec>-<backbone>-…)")
     g.add_argument("--resume", action="store_true", default=None, help="continue the run in --out")
     g.add_argument("--split", dest="split_file", metavar="FILE", help="reuse this split.json")
 
 
-def add_training_flags(p: argparse.ArgumentParser) -> None:
-    """The flags `train` and `sweep` share."""
-    g = p.add_argument_group("model and data")
-    g.add_argument("--backbone", metavar="NAME", help="resnet18, resnet50, efficientnet_b0, …")
-    g.add_argument("--no-stn", action="store_true", default=None, help="train the backbone alone")
+def add_shared_flags(p: argparse.ArgumentParser) -> None:
+    """The flags `train` and `sweep` share: data, protocol, θ supervision, device."""
+    g = p.add_argument_group("data")
     g.add_argument("--dataset", metavar="NAME", help="digits (default), cifar10:DIR, …")
     g.add_argument("--image-size", type=int, metavar="N", help="model input N×N")
-    g.add_argument("--seed", type=int, metavar="S", help="split, init and order seed (0)")
     g = p.add_argument_group("protocol (defaults: the paper's)")
     g.add_argument("--batch-size", type=int, metavar="B", help="examples per step (16)")
     g.add_argument("--lr", type=float, help="Adam learning rate (0.001)")

@@ -511,8 +511,10 @@ def epoch_line(record: dict[str, Any], max_epochs: int) -> str:
 
 
 def _record(
-    run: Run, epoch: int, train: Meter, val: Meter, seconds: float, images: float
+    run: Run, epoch: int, train: Meter, val: Meter, seconds: float, rate: float
 ) -> dict[str, Any]:
+    """The metrics.jsonl line: `seconds` the whole epoch (training and validation), `rate`
+    training images per second of training time."""
     t, v = train.means(), val.means()
     theta = None
     if v.get("scale") is not None:
@@ -536,7 +538,7 @@ def _record(
         "lr": lrs.get("backbone", lrs.get("all")),
         "lr_stn": lrs.get("stn"),
         "time": seconds,
-        "images_per_s": images / seconds if seconds > 0 else 0.0,
+        "images_per_s": rate,
         "best": False,
     }
 
@@ -550,13 +552,14 @@ def run_epochs(run: Run) -> str:
         if cfg.max_steps is not None and prog.step >= cfg.max_steps:
             return f"max_steps ({cfg.max_steps}) reached"
         t0 = time.perf_counter()
-        images0 = prog.train_images
+        images0, seconds0 = prog.train_images, prog.train_seconds
         meter = Meter(prog.partial)
         hit_budget = train_one_epoch(run, prog.epoch, prog.batch_in_epoch, meter)
         train = meter.reduce(dist.all_reduce_sum)
         val = evaluate(run, "val")
         seconds = time.perf_counter() - t0
-        record = _record(run, prog.epoch + 1, train, val, seconds, prog.train_images - images0)
+        rate = (prog.train_images - images0) / max(prog.train_seconds - seconds0, 1e-9)
+        record = _record(run, prog.epoch + 1, train, val, seconds, rate)
         if record["val_loss"] is None or not math.isfinite(record["val_loss"]):
             raise StopTraining(f"non-finite validation loss after epoch {prog.epoch + 1}")
         collapsed = collapse_reason(
