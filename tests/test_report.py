@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,6 +113,20 @@ def test_table_of_a_misprinted_spec_is_an_error_at_the_row(
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "| 2011 " in s)
     col = text.splitlines()[line - 1].index("2011") + 1
     assert f"{path}:{line}:{col}: error: parameters: declared 2011, inferred 2010" in r.err
+
+
+def test_table_and_the_cost_rules_never_import_torch() -> None:
+    code = (
+        "import sys, lstndsl.cost, lstndsl.render, lstndsl.cli;"
+        " lstndsl.cli.main(['table', 'specs/lstn.spec', '--format', 'latex']);"
+        " heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'compiler')];"
+        " print('HEAVY', heavy, file=sys.stderr)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=SPECS.parent, check=True
+    )
+    assert "HEAVY []" in r.stderr
+    assert r"\toprule" in r.stdout
 
 
 def test_latex_escapes() -> None:
