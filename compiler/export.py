@@ -5,22 +5,32 @@ Two formats, chosen by the file's extension (or `fmt`):
 - `onnx` (`.onnx`): `torch.onnx.export` with the dynamo exporter (torch 2.14's default;
   the TorchScript-based exporter cannot translate `affine_grid` below opset 20). Opset 20:
   the first with both GridSample and AffineGrid. One self-contained file (no external
-  data), input `image` (B×C×H×W, batch dynamic), output `output`. Verified with
-  onnxruntime's CPUExecutionProvider.
+  data). Verified with onnxruntime's CPUExecutionProvider.
 - `pt2` (`.pt2`): a `torch.export` ExportedProgram (`torch.export.save`; load it back with
-  `torch.export.load(path).module()`), batch dynamic. TorchScript is not offered:
-  `torch.jit.trace` and `torch.jit.script` are deprecated in torch 2.14 (FutureWarning), and
-  scripting fails on the spatial transformer's annotations.
+  `torch.export.load(path).module()`). TorchScript is not offered: `torch.jit.trace` and
+  `torch.jit.script` are deprecated in torch 2.14 (FutureWarning), and scripting fails on the
+  spatial transformer's annotations.
 
-`export(model, path, input_shape)` writes the file, runs it on a seeded random batch of a
-different size than the one traced (so the dynamic batch is exercised) and compares with
-the PyTorch module: `Verification.max_abs_diff` against `tolerance`, (1e-4 + 8 float32
-ulps × the image's longer side) × max(1, max |output|): the second term is the sampler's,
-whose grid onnxruntime rounds differently (2.8e-5 measured at 224 px, 9.4e-5 at 600 px, on
-random images with the identity θ). An export error or a disagreement raises `ExportError`
-(exit 1).
+The exported function takes `image` (B×C×H×W, the batch dynamic) and, for a spatial
+transformer (alone or in `STNModel`), returns two outputs: `output` (the resampled image, or
+the backbone's logits) and `theta` (B×2×3, B×3×3 for a projective transform), both from one
+forward. Any other module returns `output` only.
 
-This module is not the CLI (lstndsl/commands/export.py) and does not build models.
+Verification (`verify`, run by `export`) feeds one seeded random batch, of another size than
+the one traced, to the file and to PyTorch, and checks each stage against its own
+conditioning, because the sampler amplifies rounding in θ: a θ off by δ moves a sample by
+δ × W/2 pixels, and where the image meets the zero padding one pixel step is the whole pixel
+value (a θ off by 1e-6 changes such samples by ~1e-4 at 224 px).
+
+- `theta`: within 1e-4 × max(1, max |θ|) of PyTorch's (the localization net and the head);
+- `output`: within (1e-4 + 8 float32 ulps × the image's longer side) × max(1, max |output|)
+  of PyTorch's sampler (and backbone) run on the file's own θ. The ulps term is the grid
+  rounding: onnxruntime's AffineGrid rounds the coordinates differently (2.8e-5 measured at
+  224 px, 9.4e-5 at 600 px, identity θ, random images);
+- the end-to-end difference (PyTorch's output vs the file's) is reported, not checked.
+
+An export error or a disagreement raises `ExportError` (exit 1). This module is not the CLI
+(lstndsl/commands/export.py) and does not build models.
 """
 
 from __future__ import annotations
@@ -30,10 +40,12 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from compiler.stn import STNModel
 from lstndsl.errors import Diagnostic, LstnError, UsageError, did_you_mean
 
 #: format name -> file extension
@@ -42,10 +54,8 @@ FORMATS: dict[str, str] = {"onnx": ".onnx", "pt2": ".pt2"}
 #: ONNX opset: 20 is the first with AffineGrid (GridSample arrived in 16)
 OPSET = 20
 
-#: verification tolerance, relative to the output's scale: RTOL, plus the sampler's
-#: coordinate rounding (SAMPLER_ULPS float32 ulps per pixel of the image's longer side:
-#: onnxruntime's AffineGrid rounds the grid differently, and a coordinate off by δ pixels
-#: moves a bilinear sample by up to δ × the pixel step; measured ≈ 1.5 ulps × side)
+#: verification tolerances, relative to each output's scale: RTOL, plus for the resampled
+#: output SAMPLER_ULPS float32 ulps per pixel of the image's longer side
 RTOL = 1e-4
 SAMPLER_ULPS = 8
 
@@ -65,13 +75,51 @@ class Verification:
     path: str
     batch: int
     max_abs_diff: float
+    """`output`: the file's vs PyTorch's, PyTorch run on the file's θ when there is one."""
     tolerance: float
+    theta_max_abs_diff: float | None
+    """`theta`: the file's vs PyTorch's (None: the model has no θ output)."""
+    theta_tolerance: float | None
+    end_to_end_max_abs_diff: float
+    """`output`: the file's vs PyTorch's own forward (reported, not checked)."""
     runtime: str
-    """What ran the file: 'onnxruntime 1.x CPUExecutionProvider', 'torch.export'."""
+    """What ran the file: 'onnxruntime 1.x CPUExecutionProvider', 'torch.export …'."""
 
     @property
     def ok(self) -> bool:
-        return self.max_abs_diff <= self.tolerance
+        theta_ok = self.theta_max_abs_diff is None or (
+            self.theta_tolerance is not None and self.theta_max_abs_diff <= self.theta_tolerance
+        )
+        return self.max_abs_diff <= self.tolerance and theta_ok
+
+
+class WithTheta(nn.Module):
+    """What the exported file computes for a spatial transformer: (output, θ), one forward.
+    `model` is a SpatialTransformer-like module (`theta`, `sample`) or an STNModel."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        theta = _stn(self.model).theta(x)
+        return self.after_theta(x, theta), theta
+
+    def after_theta(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """The rest of the forward, from a given θ: sampler, then backbone if any."""
+        out: torch.Tensor = _stn(self.model).sample(x, theta)
+        if isinstance(self.model, STNModel):
+            out = self.model.backbone(out)
+        return out
+
+
+def _stn(model: nn.Module) -> Any:
+    return model.stn if isinstance(model, STNModel) else model
+
+
+def has_theta(model: nn.Module) -> bool:
+    stn = _stn(model)
+    return callable(getattr(stn, "theta", None)) and callable(getattr(stn, "sample", None))
 
 
 def format_of(path: str | Path, fmt: str | None = None) -> str:
@@ -104,14 +152,21 @@ def _dynamic_batch() -> tuple[dict[int, torch.export.Dim],]:
     return ({0: torch.export.Dim("batch", min=1, max=4096)},)
 
 
+def _exported(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    if has_theta(model):
+        return WithTheta(model).eval(), ["output", "theta"]
+    return model, ["output"]
+
+
 def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor) -> None:
+    module, outputs = _exported(model)
     with _quiet():
         torch.onnx.export(
-            model,
+            module,
             (example,),
             str(path),
             input_names=["image"],
-            output_names=["output"],
+            output_names=outputs,
             opset_version=OPSET,
             dynamo=True,
             dynamic_shapes=_dynamic_batch(),
@@ -121,28 +176,28 @@ def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor) -> No
 
 
 def export_pt2(model: nn.Module, path: str | Path, example: torch.Tensor) -> None:
+    module, _ = _exported(model)
     with _quiet():
-        program = torch.export.export(model, (example,), dynamic_shapes=_dynamic_batch())
+        program = torch.export.export(module, (example,), dynamic_shapes=_dynamic_batch())
         torch.export.save(program, str(path))
 
 
-def run_onnx(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    """Run an exported .onnx file on x with onnxruntime (CPU)."""
+def run_onnx(path: str | Path, x: torch.Tensor) -> list[torch.Tensor]:
+    """Run an exported .onnx file on x with onnxruntime (CPU): its outputs, in order."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    (out, *_) = session.run(None, {name: x.detach().cpu().numpy()})
-    return torch.from_numpy(out)
+    return [torch.from_numpy(out) for out in session.run(None, {name: x.detach().numpy()})]
 
 
-def run_pt2(path: str | Path, x: torch.Tensor) -> torch.Tensor:
-    """Load an exported .pt2 file and run it on x."""
+def run_pt2(path: str | Path, x: torch.Tensor) -> list[torch.Tensor]:
+    """Load an exported .pt2 file and run it on x: its outputs, in order."""
     with _quiet():
         program = torch.export.load(str(path))
     with torch.no_grad():
-        out: torch.Tensor = program.module()(x)
-    return out
+        out = program.module()(x)
+    return list(out) if isinstance(out, tuple | list) else [out]
 
 
 def _runtime(fmt: str) -> str:
@@ -154,29 +209,54 @@ def _runtime(fmt: str) -> str:
 
 
 def tolerance_for(input_shape: tuple[int, ...]) -> float:
-    """The relative tolerance for a model taking (C, H, W) images."""
+    """The relative tolerance on the output of a model taking (C, H, W) images."""
     eps = torch.finfo(torch.float32).eps
     return RTOL + SAMPLER_ULPS * eps * max(input_shape[1:])
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor, what: str, path: str | Path) -> float:
+    if a.shape != b.shape:
+        raise ExportError(
+            f"the exported file's {what} has shape {tuple(a.shape)}, PyTorch's {tuple(b.shape)}",
+            str(path),
+        )
+    return (a.float() - b.float()).abs().max().item()
+
+
+def _scale(t: torch.Tensor) -> float:
+    return max(1.0, t.abs().max().item())
 
 
 def verify(
     model: nn.Module, path: str | Path, fmt: str, input_shape: tuple[int, ...], batch: int = 3
 ) -> Verification:
     """Run the exported file and the module on one seeded random batch in [0, 1)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, *input_shape, generator=g)
+    x = torch.rand(batch, *input_shape, generator=torch.Generator().manual_seed(0))
+    got = run_onnx(path, x) if fmt == "onnx" else run_pt2(path, x)
     with torch.no_grad():
         expected = model(x)
-    got = run_onnx(path, x) if fmt == "onnx" else run_pt2(path, x)
-    if got.shape != expected.shape:
-        raise ExportError(
-            f"the exported {fmt} file gives shape {tuple(got.shape)}, PyTorch"
-            f" {tuple(expected.shape)}",
-            str(path),
-        )
-    diff = (got.float() - expected.float()).abs().max().item()
-    tolerance = tolerance_for(input_shape) * max(1.0, expected.abs().max().item())
-    return Verification(fmt, str(path), batch, diff, tolerance, _runtime(fmt))
+        end_to_end = _max_diff(got[0], expected, "output", path)
+        tolerance = tolerance_for(input_shape) * _scale(expected)
+        if not has_theta(model) or len(got) < 2:
+            return Verification(
+                fmt, str(path), batch, end_to_end, tolerance, None, None, end_to_end, _runtime(fmt)
+            )
+        wrapper = WithTheta(model)
+        theta = _stn(model).theta(x)
+        theta_diff = _max_diff(got[1], theta, "theta", path)
+        given = wrapper.after_theta(x, got[1].to(theta.dtype))
+        diff = _max_diff(got[0], given, "output", path)
+    return Verification(
+        fmt,
+        str(path),
+        batch,
+        diff,
+        tolerance_for(input_shape) * _scale(given),
+        theta_diff,
+        RTOL * _scale(theta),
+        end_to_end,
+        _runtime(fmt),
+    )
 
 
 def export(
@@ -190,7 +270,7 @@ def export(
     """Write `model` (put in eval mode) to `path` and verify the file against it.
 
     `input_shape` is (C, H, W); the batch dimension is dynamic. Raises `ExportError` if the
-    exporter fails or the file disagrees with PyTorch beyond the tolerance."""
+    exporter fails or the file disagrees with PyTorch beyond the tolerances."""
     fmt = format_of(path, fmt)
     model.eval()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -205,9 +285,16 @@ def export(
         raise ExportError(f"{fmt} export failed: {type(err).__name__}: {first}", str(path)) from err
     result = verify(model, path, fmt, input_shape, verify_batch)
     if not result.ok:
+        theta = ""
+        if result.theta_max_abs_diff is not None:
+            theta = (
+                f"θ max abs diff {result.theta_max_abs_diff:.3g} (tolerance"
+                f" {result.theta_tolerance:.3g}), "
+            )
         raise ExportError(
-            f"the exported file disagrees with PyTorch: max abs diff {result.max_abs_diff:.3g}"
-            f" > tolerance {result.tolerance:.3g} ({result.runtime}, batch {result.batch})",
+            f"the exported file disagrees with PyTorch: {theta}output max abs diff"
+            f" {result.max_abs_diff:.3g} (tolerance {result.tolerance:.3g});"
+            f" {result.runtime}, batch {result.batch}",
             str(path),
         )
     return result

@@ -2,8 +2,10 @@
 
 `lstndsl export SPEC -o model.onnx` compiles the spec (the spatial transformer alone, or with
 `--backbone NAME` the full classifier), writes the file and runs it on a random batch of
-another size than the one traced, against PyTorch: it prints `verified: max abs diff …` or
-fails with exit 1. The format comes from the extension (`.onnx`, `.pt2`) or `--format`.
+another size than the one traced, against PyTorch, and prints the largest differences in θ
+and in the output (compiler/export.py says how each is bounded), or fails with exit 1. The
+format comes from the extension (`.onnx`, `.pt2`) or `--format`. The file maps `image` to
+`output` and `theta`.
 `--fuse` exports the inference path (batch norm folded, channels-last; compiler/fuse.py).
 `--weights FILE` loads a state_dict (or a checkpoint holding one under "model") first.
 """
@@ -95,9 +97,15 @@ def run(args: argparse.Namespace) -> int:
                 "bytes": nbytes,
                 "fused": args.fuse,
                 "batchnorms_folded": folded,
+                "outputs": ["output", "theta"]
+                if result.theta_max_abs_diff is not None
+                else ["output"],
                 "verified": {
                     "max_abs_diff": result.max_abs_diff,
                     "tolerance": result.tolerance,
+                    "theta_max_abs_diff": result.theta_max_abs_diff,
+                    "theta_tolerance": result.theta_tolerance,
+                    "end_to_end_max_abs_diff": result.end_to_end_max_abs_diff,
                     "batch": result.batch,
                     "runtime": result.runtime,
                 },
@@ -108,14 +116,26 @@ def run(args: argparse.Namespace) -> int:
     if args.fuse:
         print(f"fused: {folded} batch norms folded into the layers before them, channels-last")
     detail = f"opset {OPSET}, " if fmt == "onnx" else ""
+    outputs = "image -> output, theta" if result.theta_max_abs_diff is not None else "output"
     print(
-        f"exported {fmt} ({detail}dynamic batch) to {args.output}: {nbytes / 1e6:.2f} MB,"
-        f" {num(params)} parameters"
+        f"exported {fmt} ({detail}{outputs}, dynamic batch) to {args.output}:"
+        f" {nbytes / 1e6:.2f} MB, {num(params)} parameters"
     )
-    print(
-        f"verified: max abs diff {result.max_abs_diff:.2g} (tolerance {result.tolerance:.2g})"
-        f" against PyTorch on a batch of {result.batch}, {result.runtime}"
-    )
+    print(f"verified against PyTorch on a batch of {result.batch}, {result.runtime}:")
+    if result.theta_max_abs_diff is not None:
+        print(
+            f"  theta   max abs diff {result.theta_max_abs_diff:.2g}"
+            f" (tolerance {result.theta_tolerance:.2g})"
+        )
+        print(
+            f"  output  max abs diff {result.max_abs_diff:.2g} (tolerance"
+            f" {result.tolerance:.2g}) given the file's theta;"
+            f" {result.end_to_end_max_abs_diff:.2g} end to end"
+        )
+    else:
+        print(
+            f"  output  max abs diff {result.max_abs_diff:.2g} (tolerance {result.tolerance:.2g})"
+        )
     if fmt == "pt2":
         print(f"load it with torch.export.load('{args.output}').module()")
     return 0
