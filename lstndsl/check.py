@@ -339,6 +339,22 @@ class _Walker:
                 f"end the head with 'fc {dof}'",
                 code="head",
             )
+        elif last is not None and last.kind != "linear":
+            # the compiler starts θ at the identity in the last linear layer's bias
+            self.diag(
+                "the head must end in a linear layer: θ starts at the identity transform in"
+                " its bias",
+                pos,
+                f"end the head with 'fc {dof}'",
+                code="head",
+            )
+        elif last is not None and not last.bias:
+            self.diag(
+                "the head's last linear layer needs a bias to hold the identity transform",
+                pos,
+                "remove 'no bias'",
+                code="head",
+            )
 
     # warnings -------------------------------------------------------------------------
 

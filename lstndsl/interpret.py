@@ -581,6 +581,13 @@ class _Builder:
             row = self.row(raw_row, cells, default_act)
             if row is not None:
                 rows.append(row)
+        if not rows and not self.diags:
+            self.error(
+                "the table has no layers",
+                ir.Pos(line=header_row.line, column=1),
+                "add a row per layer under the delimiter row, e.g. | Conv | 3×3×3×8 |",
+                code="bad-table",
+            )
         return rows, total, total_pos
 
     def row(self, raw: RawRow, cells: dict[str, RawCell], default_act: Any) -> ir.Row | None:

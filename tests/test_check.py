@@ -349,6 +349,17 @@ def test_head_errors_stand_at_the_head_layer() -> None:
     assert d.message == "head: a linear layer needs a flat input, but its input is 30×30×4"
 
 
+def test_head_must_end_in_a_linear_layer_with_a_bias() -> None:
+    row = "| Conv + ReLU | 3x3x3x4 | | |\n"
+    a = run(row, "input: 32x32x3\nhead: flatten -> fc 6 -> relu\n")
+    (d,) = a.errors
+    assert (d.line, d.column, d.code) == (2, 26, "head")
+    assert d.hint == "end the head with 'fc 6'"
+    a = run(row, "input: 32x32x3\nhead: flatten -> fc 6, no bias\n")
+    (d,) = a.errors
+    assert (d.line, d.column, d.code, d.hint) == (2, 18, "head", "remove 'no bias'")
+
+
 def test_head_parameters_are_inferred_from_the_table() -> None:
     header = "input: 224x224x3\nhead: flatten -> fc 32 -> relu -> fc 6\n"
     a = run("| Conv, stride 4 + ReLU | 8x8x3x10 | 55x55x10 | 1930 |\n", header)
