@@ -257,6 +257,7 @@ def test_cli_rejects_weights_of_another_model(cli: Callable[..., Any], tmp_path:
     [
         (["-o", "m.pt"], "m.pt': name it .onnx (onnx), .pt2 (pt2), or pass --format"),
         (["-o", "m.onnx", "--num-classes", "3"], "--num-classes needs --backbone"),
+        (["-o", "m.onnx", "--format", "pt3"], "unknown export format 'pt3'; did you mean 'pt2'?"),
         (["-o", "m.onnx", "--input-size", "0"], "--input-size takes N or HxW"),
         (["-o", "m.onnx", "--backbone", "resnet81"], "did you mean"),
     ],

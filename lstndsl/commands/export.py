@@ -28,7 +28,7 @@ ORDER = 25
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="model.onnx or .pt2")
-    p.add_argument("--format", choices=["onnx", "pt2"], help="default: from the extension")
+    p.add_argument("--format", metavar="onnx|pt2", help="default: from the extension")
     p.add_argument("--backbone", metavar="NAME", help="export spatial transformer + backbone")
     p.add_argument("--num-classes", type=int, metavar="N", help="backbone classes")
     p.add_argument("--input-size", metavar="N|HxW", help="default: the spec's (or backbone's)")
