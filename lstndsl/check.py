@@ -443,15 +443,15 @@ def _params_fix(
     channels = result.output[0] if result.output else 0
     has_bn = any(r.layer.kind == "batchnorm" for r in result.layers)
     bn = 2 * channels
-    type_text = row.type.text
     # a batch norm the Type cell does not name
     missing_bn = declared == (*inferred, bn) or (
         len(declared) == 1 and declared[0] == sum(inferred) + bn
     )
     if not has_bn and channels and missing_bn:
+        norm = "BatchNorm2d" if result.output and len(result.output) == 3 else "BatchNorm1d"
         return (
             f"{_terms(declared)} implies a batch norm the Type cell does not name"
-            f" (BatchNorm2d({channels}) has {bn}): '{type_text} + BN' would fit",
+            f" ({norm}({channels}) has {bn}): '{_with_bn(row)}' would fit",
             True,
         )
     if len(declared) == len(inferred) and len(declared) > 1:
@@ -473,6 +473,17 @@ def _params_fix(
             False,
         )
     return None, False
+
+
+def _with_bn(row: ir.Row) -> str:
+    """The Type cell with '+ BN' where a batch norm goes: after the primary layer, before an
+    activation the cell names ('Conv + ReLU' -> 'Conv + BN + ReLU')."""
+    text, cell = row.type.text, row.type.pos
+    attached = [x.pos for x in row.layers[1:] if x.pos is not None and x.pos.line == cell.line]
+    if not attached:
+        return f"{text} + BN"
+    at = attached[0].column - cell.column
+    return f"{text[:at].rstrip(' +,;')} + BN + {text[at:]}"
 
 
 def _term_fix(r: LayerResult, declared: int) -> tuple[str, bool]:

@@ -154,13 +154,19 @@ def test_shape_mismatch(row: str, column: int, message: str, hint: str | None) -
             "| Conv + ReLU | 3x3x3x4 | | 112+8 |",
             "parameters: declared 112+8, inferred 112",
             "112+8 implies a batch norm the Type cell does not name (BatchNorm2d(4) has 8):"
-            " 'Conv + ReLU + BN' would fit",
+            " 'Conv + BN + ReLU' would fit",
         ),
         (
-            "| Conv + ReLU | 3x3x3x4 | | 120 |",
+            "| Conv, padding 1 + ReLU, dropout 0.1 | 3x3x3x4 | | 120 |",
             "parameters: declared 120, inferred 112",
             "120 implies a batch norm the Type cell does not name (BatchNorm2d(4) has 8):"
-            " 'Conv + ReLU + BN' would fit",
+            " 'Conv, padding 1 + BN + ReLU, dropout 0.1' would fit",
+        ),
+        (
+            "| Flatten | | | |\n| FC 16 + ReLU | | | 49168+32 |",
+            "parameters: declared 49168+32, inferred 49168",
+            "49168+32 implies a batch norm the Type cell does not name (BatchNorm1d(16) has 32):"
+            " 'FC 16 + BN + ReLU' would fit",
         ),
         (
             "| Conv + ReLU | 3x3x3x4 | | 108 |",
@@ -193,8 +199,10 @@ def test_shape_mismatch(row: str, column: int, message: str, hint: str | None) -
 def test_parameter_mismatch(row: str, message: str, hint: str | None) -> None:
     a = run(row + "\n")
     (d,) = a.diagnostics
-    params_column = row.rindex("|", 0, len(row) - 1) + 3
-    assert (d.severity, d.line, d.column, d.code) == ("error", ROW, params_column, "params")
+    last = row.splitlines()[-1]
+    params_column = last.rindex("|", 0, len(last) - 1) + 3
+    line = ROW + row.count("\n")
+    assert (d.severity, d.line, d.column, d.code) == ("error", line, params_column, "params")
     assert (d.message, d.hint) == (message, hint)
 
 
