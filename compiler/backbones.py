@@ -113,11 +113,17 @@ def default_resolution(name: str) -> int:
 
 
 def create(
-    name: str, num_classes: int | None = None, in_chans: int = 3, **options: Any
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int = 3,
+    input_size: int | None = None,
+    **options: Any,
 ) -> nn.Module:
     """A freshly initialized backbone (never pretrained). `num_classes` sets the classifier
     (None: the library's default, 1000); `in_chans` the input channels (timm models only take
-    other than 3); `options` go to timm.create_model / torchvision.models.get_model."""
+    other than 3); `input_size` the resolution, for timm models built for one fixed size
+    (ViT, Swin: their `img_size`; other models take any size and ignore it); `options` go to
+    timm.create_model / torchvision.models.get_model."""
     if num_classes is not None and num_classes < 1:
         raise UsageError(f"--num-classes must be at least 1, not {num_classes}")
     library, model = resolve(name)
@@ -130,6 +136,9 @@ def create(
     if library == "timm":
         import timm
 
+        cfg = timm.models.get_pretrained_cfg(model.split(".")[0])
+        if input_size is not None and cfg is not None and cfg.fixed_input_size:
+            options.setdefault("img_size", input_size)
         return timm.create_model(model, pretrained=False, in_chans=in_chans, **options)
     if in_chans != 3:
         raise UsageError(

@@ -168,6 +168,9 @@ def build(
         if input_size is None:
             input_size = backbones.default_resolution(backbone)
         backbone_options.setdefault("in_chans", spec.input.channels)
+        size = size_pair(input_size)
+        if size is not None and size[0] == size[1]:
+            backbone_options.setdefault("input_size", size[0])
         # the backbone first: under one seed it starts from the same weights with or without
         # a spatial transformer in front (the trainer's baselines rely on it)
         net = backbones.create(backbone, num_classes=num_classes, **backbone_options)

@@ -111,11 +111,19 @@ def check(model: nn.Module, analysis: Analysis, batch: int = 2, seed: int = 0) -
     # 1. does θ reach the output?
     last = _last_linear(stn)
     model.eval()
-    with torch.no_grad():
-        before = model(x)
-        last.bias.add_(_NUDGE)
-        after = model(x)
-        last.bias.sub_(_NUDGE)
+    try:
+        with torch.no_grad():
+            before = model(x)
+            last.bias.add_(_NUDGE)
+            after = model(x)
+            last.bias.sub_(_NUDGE)
+    except (RuntimeError, AssertionError, ValueError) as err:
+        c, h, w = analysis.input
+        raise fail(
+            f"the model cannot run a batch of {batch} {h}×{w}×{c} images: {err}",
+            spec.input.pos,
+            "try another --input-size, or another backbone",
+        ) from err
     change = float((after - before).abs().max()) if after.shape == before.shape else float("inf")
     if not change > 0:
         raise fail(

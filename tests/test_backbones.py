@@ -127,3 +127,12 @@ def test_num_classes_without_a_backbone_is_a_usage_error() -> None:
     spec = parser.parse_file(SPECS / "stn.spec")
     with pytest.raises(UsageError, match="need a backbone"):
         build(spec, num_classes=10)
+
+
+def test_fixed_size_timm_models_are_built_for_the_compiled_resolution() -> None:
+    """ViT and Swin take one image size (timm's `img_size`); build passes the STN's."""
+    spec = parser.parse_file(SPECS / "stn.spec")
+    model = build(spec, backbone="vit_tiny_patch16_224", num_classes=3, input_size=64)
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 3)

@@ -180,3 +180,16 @@ def test_compile_backbone_usage_errors(
     r = cli("compile", SPECS / "stn.spec", *argv)
     assert r.code == 2
     assert message in r.err
+
+
+def test_a_backbone_that_cannot_take_the_images_is_an_error_at_the_input_header() -> None:
+    spec = parser.parse_file(SPECS / "stn.spec")
+    model = build(spec, backbone="resnet18", num_classes=3, input_size=SIZE)
+    assert isinstance(model, STNModel)
+    model.backbone = nn.Linear(5, 3)  # takes 5 features, not an image
+    with pytest.raises(CompileError) as info:
+        liveness.check(model, analyze_for_build(spec, SIZE))
+    (diag,) = info.value.diagnostics
+    assert diag.message.startswith(f"the model cannot run a batch of 2 {SIZE}×{SIZE}×3 images")
+    assert spec.input.pos is not None
+    assert (diag.line, diag.column) == (spec.input.pos.line, spec.input.pos.column)
