@@ -147,7 +147,7 @@ def _print(args: argparse.Namespace, prof: Any) -> None:
 
 def _why(title: str, got: dict[str, int], full: dict[str, int], reasons: dict[str, str]) -> None:
     lines = [
-        f"  {cost.CATEGORIES[k]}: {num(got.get(k, 0) - full[k])} ({reasons[k]})"
+        f"  {cost.CATEGORIES[k]}: {num(got.get(k, 0) - full[k])} — {reasons[k]}"
         for k in cost.CATEGORIES
         if got.get(k, 0) != full.get(k, 0)
     ]
