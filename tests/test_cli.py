@@ -331,6 +331,22 @@ def test_unusable_files_exit_2_with_a_position(
         assert first.startswith(f"{path}:{line}:{column}: error: {message}"), first
 
 
+def test_permission_denied_exits_2(
+    cli: Callable[..., Any], write_spec: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreadable file (simulated: these tests may run as root, who reads anything)."""
+    path = write_spec(CLEAN)
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    r = cli("check", path)
+    assert r.code == 2
+    first = diagnostic_lines(r.err)[0]
+    assert first == f"{path}:1:1: error: cannot read the spec: Permission denied"
+
+
 # --- no traceback, ever ----------------------------------------------------------------------
 
 SEEDS = [p.read_text(encoding="utf-8") for p in (STN, VSTN, LSTN)]
