@@ -26,8 +26,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check lstndsl compiler tests bench
 	$(BIN)/mypy
 
+# Two xdist workers, one thread each: on 2 cores, torch's default of 2 threads per worker
+# oversubscribes the machine and made some tests 25x slower.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 -q
 
 fmt: $(STAMP)
 	$(BIN)/ruff format lstndsl compiler tests bench
