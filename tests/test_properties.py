@@ -19,7 +19,7 @@ This file does not test messages (test_check.py) or the CLI (test_cli.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -77,7 +77,6 @@ class Stack:
     """Header `activation: relu`: conv and linear rows naming no activation get a ReLU."""
     perturb: int | None = None
     """Index of a row whose declared Parameters get +1 (one misprint -> one error)."""
-    notes: list[str] = field(default_factory=list)
 
 
 def _case(draw: st.DrawFn, word: str) -> str:
