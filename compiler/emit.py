@@ -135,22 +135,18 @@ def _comment(indent: int, text: str) -> list[str]:
     return [f"{pad}# {line}" for line in textwrap.wrap(text, WIDTH - indent - 2)]
 
 
-def _chain(
-    indent: int, attr: str, children: list[tuple[str, LayerResult]], comments: list[list[str]]
-) -> list[str]:
-    """`self.attr = _chain(name=nn.Cls(...), ...)` with a comment above each child."""
-    pad = " " * indent
-    lines = [f"{pad}self.{attr} = _chain("]
-    for (name, r), comment in zip(children, comments, strict=True):
-        lines += [f"{pad}    {c}" for c in comment]
+def _layers(indent: int, names: list[str], results: list[LayerResult]) -> list[str]:
+    """`name=nn.Cls(...),` for each layer of a chain, in order."""
+    lines = []
+    for name, r in zip(names, results, strict=True):
         cls, args = EMITTERS[r.layer.kind](r.layer, r)
-        lines += _call(indent + 4, f"{name}=", f"nn.{cls}", args)
-    lines.append(f"{pad})")
+        lines += _call(indent, f"{name}=", f"nn.{cls}", args)
     return lines
 
 
 def _rows(indent: int, stn: SpatialTransformer, analysis: check.Analysis) -> list[str]:
-    """`self.localization = _chain(rowNN_...=_chain(...), ...)`, one child per spec row."""
+    """`self.localization = _chain(rowNN_...=_chain(...), ...)`, one child per spec row,
+    each under a comment with its spec line, Type cell, output shape and parameters."""
     pad = " " * indent
     lines = [f"{pad}self.localization = _chain("]
     for (row_name, row_module), rr in zip(
@@ -161,9 +157,7 @@ def _rows(indent: int, stn: SpatialTransformer, analysis: check.Analysis) -> lis
         lines += _comment(indent + 4, f"line {rr.row.pos.line} | " + " | ".join(cells))
         lines.append(f"{pad}    {row_name}=_chain(")
         names = [name for name, _ in row_module.named_children()]
-        for name, r in zip(names, rr.layers, strict=True):
-            cls, args = EMITTERS[r.layer.kind](r.layer, r)
-            lines += _call(indent + 8, f"{name}=", f"nn.{cls}", args)
+        lines += _layers(indent + 8, names, list(rr.layers))
         lines.append(f"{pad}    ),")
     lines.append(f"{pad})")
     return lines
@@ -352,12 +346,9 @@ def emit_python(spec: ir.Spec, input_size: InputSize = None) -> str:
     body += _rows(8, stn, analysis)
     head_children = list(stn.head.named_children())
     body += _comment(8, f"head: {spec.head_text}" if spec.head_text else "head")
-    body += _chain(
-        8,
-        "head",
-        [(name, r) for (name, _), r in zip(head_children, analysis.head, strict=True)],
-        [[] for _ in head_children],
-    )
+    body.append("        self.head = _chain(")
+    body += _layers(12, [name for name, _ in head_children], analysis.head)
+    body.append("        )")
     body.append("        self.resample = GridSampler()")
     last = head_children[-1][0]
     identity = ", ".join(repr(v) for v in transforms.identity_raw(t))

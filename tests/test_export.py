@@ -61,7 +61,7 @@ def move_theta(model: nn.Module) -> None:
         model.eval()(images(2))
         h = seen[-1] - seen[-1].mean(0)
         w = torch.randn(last.weight.shape, generator=torch.Generator().manual_seed(0))
-        last.weight.copy_(w * 0.1 / (h @ w.T).abs().max())
+        last.weight.copy_(w * 0.1 / (h @ w.T).abs().max().clamp_min(1e-12))
     hook.remove()
 
 

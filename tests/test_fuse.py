@@ -97,7 +97,7 @@ def make_realistic(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
         model(x)
         h = seen[-1]
         w = torch.randn(last.weight.shape, generator=g)
-        w *= 0.15 / ((h - h.mean(0)) @ w.T).abs().max()
+        w *= 0.15 / ((h - h.mean(0)) @ w.T).abs().max().clamp_min(1e-12)
         last.weight.copy_(w)
         last.bias.copy_(identity - w @ h.mean(0))
     hook.remove()
