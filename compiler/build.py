@@ -7,6 +7,7 @@ and here the real module is counted and run. A disagreement is a CompileError at
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -43,7 +44,44 @@ def analyze_for_build(spec: ir.Spec, input_size: InputSize = None) -> check.Anal
     return analysis
 
 
+#: the most float32 elements one tensor of a compiled spatial transformer may hold (8 GiB)
+MAX_ELEMENTS = 2**31
+
+
+def _guard_size(spec: ir.Spec, analysis: check.Analysis) -> None:
+    """Refuse, at the first row where it happens, a net whose weights or one image's feature
+    map would not fit in memory (a mistyped 100000-channel conv), instead of dying in the
+    allocator."""
+    diags = []
+    places: list[tuple[str, int, int, ir.Pos | None]] = [
+        (rr.row.type.text, rr.params, math.prod(rr.output or ()), rr.row.type.pos)
+        for rr in analysis.rows
+    ]
+    places += [(r.name, r.params, math.prod(r.output), spec.head_pos) for r in analysis.head]
+    for what, params, elements, pos in places:
+        if max(params, elements) > MAX_ELEMENTS:
+            p = pos or ir.Pos(line=1, column=1)
+            count, size = max((params, "parameters"), (elements, "output elements per image"))
+            gib = count * 4 / 2**30
+            diags.append(
+                Diagnostic(
+                    "error",
+                    f"'{what}' has {count:,} {size} ({gib:,.0f} GiB in float32):"
+                    " too large to build",
+                    spec.path,
+                    p.line,
+                    p.column,
+                    "check the Filter Shape and the input size",
+                    code="too-large",
+                )
+            )
+            break  # the first one: the rest follow from it
+    if diags:
+        raise CompileError(diags, spec.source)
+
+
 def build_stn(spec: ir.Spec, analysis: check.Analysis) -> SpatialTransformer:
+    _guard_size(spec, analysis)
     localization = nn.Sequential()
     for i, rr in enumerate(analysis.rows, start=1):
         kinds = "_".join(dict.fromkeys(r.layer.kind for r in rr.layers))

@@ -386,6 +386,42 @@ class _Walker:
                 flush()
         flush()
 
+    def dead_biases(self) -> None:
+        """A bias right before a batch norm is cancelled by it (the norm subtracts the mean),
+        so it never gets a gradient: one warning for the whole net, at the first one."""
+        results = [(r, row.row.pos.line) for row in self.rows for r in row.layers]
+        results += [(r, 0) for r in self.head]
+        dead = [
+            (r, line)
+            for (r, line), (after, _) in itertools.pairwise(results)
+            if r.layer.kind in {"conv", "linear"}
+            and r.layer.bias
+            and after.layer.kind == "batchnorm"
+        ]
+        if not dead:
+            return
+        count = sum(
+            r.layer.out_channels if r.layer.kind == "conv" else r.layer.out_features
+            for r, _ in dead
+        )
+        first, line = dead[0]
+        where = f"line {line}" if line else "the head"
+        word = catalog.canonical_word(first.layer.kind)
+        if len(dead) == 1:
+            what = f"the {word} bias at {where} is cancelled by the batch norm right after it"
+        else:
+            what = (
+                f"{len(dead)} biases (the first a {word} bias at {where}) are cancelled by the"
+                " batch norm right after each"
+            )
+        self.diag(
+            f"{what} (it subtracts the mean): {count} parameters that never learn",
+            first.layer.pos,
+            "write 'no bias' in the Type cell to drop them",
+            code="dead-bias",
+            severity="warning",
+        )
+
     def _all_layers(self) -> Iterator[tuple[Any, int]]:
         for row in self.spec.rows:
             for layer in row.layers:
@@ -510,6 +546,7 @@ def analyze(spec: ir.Spec, input_size: tuple[int, int] | None = None) -> Analysi
     walker.table()
     walker.head_chain()
     walker.warnings()
+    walker.dead_biases()
     diags = walker.diags
     result = walker
     shape = declared_shape

@@ -55,7 +55,7 @@ def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
             raise
         analysis = check.analyze(spec)
         if analysis.errors:  # after a mismatch, "inferred" would follow a misprint: refuse
-            raise SpecCheckError(analysis.diagnostics, doc.source)
+            raise SpecCheckError(analysis.errors, doc.source)
         times, dollars = _times([c for r in grid for c in r])
         results = iter(analysis.rows)
         total_params = analysis.params_localization if analysis.complete else None

@@ -100,9 +100,11 @@ def test_warnings_pass_unless_strict(
 def test_the_three_specs_check(cli: Callable[..., Any]) -> None:
     r = cli("check", STN, VSTN, LSTN)
     assert r.code == 0
-    assert len(diagnostic_lines(r.err)) == 2  # V-STN's two linear stacks
-    assert cli("check", "--strict", STN, LSTN).code == 0
+    # V-STN's two linear stacks, L-STN's dead biases
+    assert len(diagnostic_lines(r.err)) == 3
+    assert cli("check", "--strict", STN).code == 0
     assert cli("check", "--strict", VSTN).code == 1
+    assert cli("check", "--strict", LSTN).code == 1
 
 
 def test_diagnostics_show_the_source_line_and_a_caret(
@@ -213,7 +215,7 @@ def test_compile_table_output(cli: Callable[..., Any]) -> None:
     assert lines[0].startswith("L-STN") and "input 224×224×3" in lines[0]
     assert "parameters: localization 3,690 + head 865,510 = 869,200" in r.out
     assert "torch agrees with the catalog: 17 rows and the head" in r.out
-    row1 = next(ln for ln in lines if ln.lstrip().startswith("28 "))
+    row1 = next(ln for ln in lines if "Conv, stride 2, padding 1 + BN" in ln)
     assert "112×112×4" in row1 and "112+8" in row1 and "1,354,752" in row1
 
 
@@ -414,3 +416,21 @@ def test_random_bytes_never_raise_anything_but_lstn_errors(
     path.write_bytes(data)
     assert main(["--debug", "check", str(path)]) == 2  # random bytes are never a spec
     diagnostic_lines(capsys.readouterr().err)
+
+
+def test_compile_refuses_a_net_too_large_to_build(
+    cli: Callable[..., Any], write_spec: Callable[..., Path]
+) -> None:
+    """A mistyped channel count would die in the allocator: refuse it at its row instead."""
+    path = write_spec(
+        "input: 64x64x3\nhead: flatten -> fc 6\n\n| Type | Filter Shape |\n|---|---|\n"
+        "| Conv + ReLU | 3x3x3x100000000 |\n"
+    )
+    r = cli("compile", path)
+    assert r.code == 1
+    (line,) = diagnostic_lines(r.err)
+    assert ":6:3: error: 'Conv + ReLU' has 384,400,000,000 output elements per image" in line
+    r = cli("compile", "--input-size", "100000", STN)
+    assert r.code == 1
+    (line,) = diagnostic_lines(r.err)
+    assert "stn.spec:15:3: error: 'Conv' has 79,990,400,288 output elements per image" in line

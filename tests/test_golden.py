@@ -28,11 +28,17 @@ def test_there_are_fixtures() -> None:
     assert len(GOOD) >= 10 and len(BAD) >= 30
 
 
+def expected_warnings(path: Path) -> list[str]:
+    """A good fixture may name the warnings it expects, one `# warn: CODE` line each."""
+    return re.findall(r"^# warn: ([\w-]+)", path.read_text(encoding="utf-8"), re.M)
+
+
 @pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
 def test_good_spec_checks_clean(path: Path) -> None:
     spec = load(path)  # raises on any error
     analysis = analyze(spec)
-    assert analysis.diagnostics == []
+    assert [d.code for d in analysis.diagnostics] == expected_warnings(path)
+    assert analysis.errors == []
     assert analysis.complete
 
 
@@ -44,7 +50,7 @@ def test_good_spec_round_trips_through_fmt(path: Path) -> None:
     assert parse(formatted, str(path)).semantic() == spec.semantic()
     assert format_spec(formatted, str(path)) == formatted
     filled = parse(format_spec(text, str(path), fill=True), str(path))
-    assert analyze(filled).diagnostics == []
+    assert [d.code for d in analyze(filled).diagnostics] == expected_warnings(path)
     # filling only adds declarations: the layers, head and headers are the same
     for key in ("input", "head", "activation", "transform", "sampler", "name"):
         assert filled.semantic()[key] == spec.semantic()[key]
