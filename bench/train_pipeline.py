@@ -1,8 +1,8 @@
 """Benchmark: training images/s of spatial transformer + backbone on this CPU, fed by our trainer's
 data path against the same model fed by the authors' per-image PIL-resize DataLoader.
 
-    .venv/bin/python bench/train_pipeline.py                 # about 4 minutes on 2 idle cores
-    .venv/bin/python bench/train_pipeline.py --quick         # about a minute, noisier
+    .venv/bin/python bench/train_pipeline.py                 # about 5 minutes on 2 idle cores
+    .venv/bin/python bench/train_pipeline.py --quick         # about 2 minutes, noisier
     .venv/bin/python bench/train_pipeline.py --backbone resnet50 --spec specs/stn.spec
 
 What one training step is, for every contender: take a batch of 16, forward through L-STN +
@@ -15,16 +15,19 @@ contenders differ only in where the batch comes from:
 Settings: the embedded digits resized from their 64×64 canvas to 224 (what CIFAR-10's 32→224
 costs in the paper's protocol), and at their own 64×64 (the default `lstndsl train` run).
 Each setting also reports the data path alone (batches drained, no model), which shows how much
-of a step the data costs. Contenders run in alternating rounds and keep their best round, so a
-shared machine's load hits both sides alike. Nothing is downloaded.
+of a step the data costs. Contenders take turns step by step and each reports its median step,
+so a shared machine's load, which drifts over seconds, hits all of them alike. Nothing is
+downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import cycle
 from pathlib import Path
 
@@ -38,18 +41,22 @@ from lstndsl.train.data import Dataset, open_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 16
+#: the ceiling: the same step on one batch already in memory (no data path at all)
+MODEL_ONLY = "model alone (one batch reused)"
 
 
 def race(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Best time in seconds of each contender, over `rounds` alternating rounds."""
-    best = dict.fromkeys(contenders, float("inf"))
+    """Median time in seconds of each contender over `rounds` rounds; within a round the
+    contenders take turns (in alternating order), so a shared machine's load, which drifts
+    over seconds, hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
     for r in range(rounds):
         names = list(contenders) if r % 2 == 0 else list(reversed(contenders))
         for name in names:
             start = time.perf_counter()
             contenders[name]()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def ours(dataset: Dataset) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -99,7 +106,7 @@ def drain(source: Iterator[tuple[torch.Tensor, torch.Tensor]], count: int) -> No
 
 
 def setting(
-    spec: lstndsl.Spec, backbone: str, size: int | None, steps: int, rounds: int, workers: list[int]
+    spec: lstndsl.Spec, backbone: str, size: int | None, steps: int, workers: list[int]
 ) -> list[tuple[str, float, float]]:
     """[(pipeline, training images/s, data-only images/s)] for one image size."""
     dataset = open_dataset("digits", seed=0, image_size=size)
@@ -111,13 +118,15 @@ def setting(
     sources = {"ours (Dataset.batches)": ours(dataset)}
     for w in workers:
         sources[f"naive PIL DataLoader, {w} workers"] = naive(dataset, w)
+    fixed = next(ours(dataset))
+    sources[MODEL_ONLY] = cycle([fixed])
     # warm up: the first steps at a new shape build oneDNN kernels and are many times slower
     step(sources["ours (Dataset.batches)"], 4)
     for source in sources.values():  # and start the workers, fill the first batches
         step(source, 1)
-    train = race({n: (lambda s=s: step(s, steps)) for n, s in sources.items()}, rounds)
-    data = race({n: (lambda s=s: drain(s, 8 * steps)) for n, s in sources.items()}, rounds)
-    return [(n, BATCH * steps / train[n], 8 * BATCH * steps / data[n]) for n in sources]
+    train = race({n: partial(step, s, 1) for n, s in sources.items()}, steps)
+    data = race({n: partial(drain, s, 8) for n, s in sources.items()}, steps)
+    return [(n, BATCH / train[n], 8 * BATCH / data[n]) for n in sources]
 
 
 def main() -> None:
@@ -129,27 +138,28 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rounds = 2 if args.quick else 3
     spec = lstndsl.load(args.spec)
     load = os.getloadavg()[0]
     print(
         f"training images/s, {spec.name} + {args.backbone}, batch {BATCH}, Adam; "
         f"{torch.get_num_threads()} torch threads, load average {load:.1f} at start; "
-        f"best of {rounds} alternating rounds"
+        "median of steps taken in turns"
     )
     settings = (
-        (224, "digits 64→224 (the paper's resize)", 2 if args.quick else 4),
-        (None, "digits 64×64 (the default run)", 8 if args.quick else 24),
+        (224, "digits 64→224 (the paper's resize)", 4 if args.quick else 12),
+        (None, "digits 64×64 (the default run)", 10 if args.quick else 40),
     )
     for size, label, steps in settings:
-        rows = setting(spec, args.backbone, size, steps, rounds, [0, 2])
-        print(f"\n{label}: {steps} steps per round")
+        rows = setting(spec, args.backbone, size, steps, [0, 2])
+        print(f"\n{label}: {steps} steps each")
         print(f"  {'pipeline':36} {'train img/s':>12} {'data-only img/s':>16}")
         for name, rate, data in rows:
-            print(f"  {name:36} {rate:12.2f} {data:16.0f}")
+            shown = "-" if name == MODEL_ONLY else f"{data:.0f}"
+            print(f"  {name:36} {rate:12.2f} {shown:>16}")
         base = rows[0][1]
         for name, rate, _ in rows[1:]:
-            print(f"  ours / {name}: {base / rate:.2f}× training throughput")
+            if name != MODEL_ONLY:
+                print(f"  ours / {name}: {base / rate:.2f}× training throughput")
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 

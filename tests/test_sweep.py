@@ -1,18 +1,21 @@
 """`lstndsl sweep`: arms on one shared split per seed, the table's mean ± std, strategies as arms,
 and a rerun that skips finished arms.
 
-The real sweep is tiny (test_resnet alone and behind L-STN, 32×32 digits, 2 training batches,
+The real sweep is tiny (test_resnet alone and behind L-STN, a 36-image folder dataset at 32×32,
 1 epoch, seeds 0 and 1); the arithmetic of the table is checked on made-up summaries.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from train_helpers import LSTN as LSTN_PATH
+from train_helpers import once, shared_base, write_folder
 
 from lstndsl.errors import UsageError
 from lstndsl.train.config import TrainConfig
@@ -27,8 +30,7 @@ from lstndsl.train.sweep import (
     plan,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-LSTN = str(REPO / "specs" / "lstn.spec")
+LSTN = str(LSTN_PATH)
 
 
 def test_mean_and_sample_std() -> None:
@@ -107,16 +109,6 @@ def test_the_table_reports_mean_and_std_over_seeds() -> None:
     assert "mean ± sample standard deviation over 3 seeds (0, 1, 2)" in table
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lstndsl.cli import main
-
-    out = tmp_path_factory.mktemp("sweep") / "s"
-    code = main([*SWEEP, "--out", str(out)])
-    assert code == 0
-    return out
-
-
 SWEEP = [
     "sweep",
     LSTN,
@@ -128,14 +120,37 @@ SWEEP = [
     "32",
     "--max-epochs",
     "1",
-    "--limit-batches",
-    "2",
+    "--batch-size",
+    "8",
     "--pictures",
     "0",
 ]
 
 
-def test_every_arm_of_a_seed_shares_one_split(swept: Path) -> None:
+def make_sweep(where: Path) -> None:
+    from lstndsl.cli import main
+
+    data = f"folder:{write_folder(where / 'images')}"
+    assert main([*SWEEP, "--dataset", data, "--out", str(where / "s")]) == 0
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The sweep, made once per session (whichever xdist worker asks first)."""
+    return once(shared_base(tmp_path_factory, worker_id), "sweep", make_sweep)
+
+
+@pytest.fixture(scope="module")
+def data(made: Path) -> str:
+    return f"folder:{made / 'images'}"
+
+
+@pytest.fixture(scope="module")
+def swept(made: Path) -> Path:
+    return made / "s"
+
+
+def test_every_arm_of_a_seed_shares_one_split(swept: Path, data: str) -> None:
     def indices(path: Path) -> dict[str, list[int]]:
         data: dict[str, list[int]] = json.loads(path.read_text())["indices"]
         return data
@@ -148,7 +163,7 @@ def test_every_arm_of_a_seed_shares_one_split(swept: Path) -> None:
     # and the split is stable: a fresh open of the same dataset and seed draws it again
     from lstndsl.train.data import open_dataset
 
-    again = open_dataset("digits", seed=0, image_size=32).split
+    again = open_dataset(data, seed=0, image_size=32).split
     assert again.train.tolist() == indices(swept / "split-s0.json")["train"]
 
 
@@ -165,13 +180,15 @@ def test_the_sweep_writes_its_table(swept: Path) -> None:
     assert row["test_top1"]["mean"] == pytest.approx(sum(tops) / 2)
 
 
-def test_a_rerun_skips_finished_arms(swept: Path, cli: Callable[..., Any]) -> None:
-    before = (swept / "results.md").read_text()
-    result = cli(*SWEEP, "--out", swept)
+def test_a_rerun_skips_finished_arms(
+    swept: Path, data: str, cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    copy = shutil.copytree(swept, tmp_path / "s")  # the shared sweep stays as it was
+    result = cli(*SWEEP, "--dataset", data, "--out", copy)
     assert result.code == 0
     assert result.out.count("finished earlier: reusing its summary.json") == 4
     assert "epoch   1/1" not in result.out
-    assert (swept / "results.md").read_text() == before
+    assert (copy / "results.md").read_text() == (swept / "results.md").read_text()
 
 
 def test_strategies_need_a_spec(cli: Callable[..., Any]) -> None:

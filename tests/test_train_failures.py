@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from train_helpers import STN, write_folder
 
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import loop
@@ -20,16 +21,15 @@ from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import Batch, Dataset
 from lstndsl.train.progress import Console
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def tiny(out: Path, **changes: Any) -> TrainConfig:
     base: dict[str, Any] = {
-        "spec": str(REPO / "specs" / "stn.spec"),
+        "spec": str(STN),
         "backbone": "test_resnet",
+        "dataset": f"folder:{write_folder(out.parent / 'data')}",
         "image_size": 32,
         "max_epochs": 2,
-        "limit_batches": 4,
+        "batch_size": 4,
         "pictures": 0,
         "out": str(out),
     }

@@ -8,22 +8,21 @@ digits, 4 training batches per epoch, 3 epochs.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from train_helpers import LSTN, once, shared_base, write_folder
 
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import Dataset
-from lstndsl.train.loop import RunResult, epoch_line, main
+from lstndsl.train.loop import epoch_line, main
 from lstndsl.train.progress import Console
 
-REPO = Path(__file__).resolve().parents[1]
-LSTN = str(REPO / "specs" / "lstn.spec")
 TINY = {"backbone": "test_resnet", "image_size": 32, "limit_batches": 4, "pictures": 4}
 
 #: the summary.json keys issue 4 spells out (a contract: never renamed or removed)
@@ -56,13 +55,19 @@ METRICS_KEYS = {
 
 
 def tiny(out: Path, **changes: Any) -> TrainConfig:
-    return TrainConfig(**{"spec": LSTN, "out": str(out), "max_epochs": 3, **TINY, **changes})
+    return TrainConfig(**{"spec": str(LSTN), "out": str(out), "max_epochs": 3, **TINY, **changes})
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunResult, list[str]]]:
+@dataclass(frozen=True)
+class Reference:
+    out: Path
+    summary: dict[str, Any]
+    #: which split each Dataset.load call read, in order
+    reads: list[str]
+
+
+def make_reference(where: Path) -> None:
     """A 3-epoch run, with every Dataset.load call logged by the split its examples belong to."""
-    out = tmp_path_factory.mktemp("ref") / "run"
     reads: list[str] = []
     original = Dataset.load
 
@@ -75,12 +80,21 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunRes
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Dataset, "load", logged)
-        result = main(tiny(out), console=Console(echo=False))
-    yield result, reads
+        main(tiny(where / "run"), console=Console(echo=False))
+    (where / "reads.json").write_text(json.dumps(reads))
 
 
-def test_a_run_writes_every_file(reference: tuple[RunResult, list[str]]) -> None:
-    result, _ = reference
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Reference:
+    """The run, made once per session (whichever xdist worker asks first)."""
+    where = once(shared_base(tmp_path_factory, worker_id), "train-reference", make_reference)
+    out = where / "run"
+    summary = json.loads((out / "summary.json").read_text())
+    return Reference(out, summary, json.loads((where / "reads.json").read_text()))
+
+
+def test_a_run_writes_every_file(reference: Reference) -> None:
+    result = reference
     out = result.out
     for name in ("lstn.spec", "config.json", "split.json", "metrics.jsonl", "summary.json"):
         assert (out / name).is_file(), name
@@ -96,14 +110,14 @@ def test_a_run_writes_every_file(reference: tuple[RunResult, list[str]]) -> None
         "transform-selected.png",
     ]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
-    assert (out / "lstn.spec").read_text() == Path(LSTN).read_text()
+    assert (out / "lstn.spec").read_text() == LSTN.read_text()
     assert TrainConfig.from_json(json.loads((out / "config.json").read_text())) == tiny(out)
 
 
 def test_metrics_have_one_line_per_epoch_with_the_contract_keys(
-    reference: tuple[RunResult, list[str]],
+    reference: Reference,
 ) -> None:
-    result, _ = reference
+    result = reference
     lines = (result.out / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["epoch"] for r in records] == [1, 2, 3]
@@ -117,11 +131,10 @@ def test_metrics_have_one_line_per_epoch_with_the_contract_keys(
 
 
 def test_selection_is_on_validation_and_the_summary_reports_it(
-    reference: tuple[RunResult, list[str]],
+    reference: Reference,
 ) -> None:
-    result, _ = reference
-    summary = json.loads((result.out / "summary.json").read_text())
-    assert summary == result.summary
+    result = reference
+    summary = result.summary
     assert set(summary) >= SUMMARY_KEYS
     records = [json.loads(line) for line in (result.out / "metrics.jsonl").read_text().splitlines()]
     accs = [r["val_top1"] for r in records]
@@ -140,9 +153,9 @@ def test_selection_is_on_validation_and_the_summary_reports_it(
 
 
 def test_the_test_split_is_read_once_and_only_after_selection(
-    reference: tuple[RunResult, list[str]],
+    reference: Reference,
 ) -> None:
-    _, reads = reference
+    reads = reference.reads
     first_test = reads.index("test")
     assert "test" not in reads[:first_test]
     assert "train" not in reads[first_test:]  # training was over when the test split was read
@@ -154,9 +167,9 @@ def test_the_test_split_is_read_once_and_only_after_selection(
 
 
 def test_checkpoints_rebuild_the_model_and_load_without_pickled_code(
-    reference: tuple[RunResult, list[str]],
+    reference: Reference,
 ) -> None:
-    result, _ = reference
+    result = reference
     last = torch.load(result.out / "last.pt", weights_only=True)
     assert last["progress"]["epoch"] == 3 and last["progress"]["step"] == 12
     assert set(last["rng"]) >= {"torch", "numpy", "python"}
@@ -166,9 +179,9 @@ def test_checkpoints_rebuild_the_model_and_load_without_pickled_code(
 
 
 def test_a_non_terminal_log_has_one_line_per_epoch(
-    reference: tuple[RunResult, list[str]],
+    reference: Reference,
 ) -> None:
-    result, _ = reference
+    result = reference
     log = (result.out / "log.txt").read_text().splitlines()
     epochs = [line for line in log if line.startswith("epoch ")]
     assert len(epochs) == 3
@@ -196,3 +209,24 @@ def test_epoch_line_formats_a_record() -> None:
         "epoch   2/10  train loss 1.5000 top-1 40.00%  val loss 1.2500 top-1 50.00% top-5 "
         "90.00%  θ-err 3.50px  θ scale 0.90 rot 12.0° shift 2.0px out 5%  1m15s 48 img/s  *"
     )
+
+
+def test_the_run_stops_where_the_rule_says_and_stays_stopped(tmp_path: Path) -> None:
+    from lstndsl.train.stopping import stopping_epoch
+
+    rule = {"stop_window": 2, "stop_tolerance": 100.0, "min_epochs": 2}
+    data = f"folder:{write_folder(tmp_path / 'data')}"
+    config = tiny(tmp_path / "run", dataset=data, max_epochs=6, pictures=0, batch_size=8, **rule)
+    first = main(config, console=Console(echo=False))
+    accs = [json.loads(line)["val_top1"] for line in (first.out / "metrics.jsonl").open()]
+    stop = stopping_epoch(accs, window=2, tolerance=100.0, min_epochs=2)
+    # with ±100 points every window agrees: the run stops at the first epoch >= 2 that did not
+    # beat its predecessor
+    expected = next((e for e in range(2, 7) if accs[e - 1] <= accs[e - 2]), None)
+    assert stop == expected and first.summary["epochs"] == (stop or 6)
+    if stop is not None:
+        assert first.summary["stop_reason"].startswith(f"early stopping after epoch {stop}")
+        # resuming a run the rule has stopped trains nothing more
+        again = main(config.replace(resume=True, max_epochs=8), console=Console(echo=False))
+        assert again.summary["epochs"] == stop
+        assert again.summary["test_top1"] == first.summary["test_top1"]

@@ -156,20 +156,20 @@ def test_theta_statistics_of_known_transforms() -> None:
     assert "zooms in to a point" in (collapse_reason({"outside": 0.0, "scale": 0.01}, **kw) or "")
 
 
-def run(out: Path, **changes: Any) -> dict[str, Any]:
+def run(out: Path, data: Dataset, **changes: Any) -> dict[str, Any]:
     config = TrainConfig(
         **{
             "spec": str(LSTN),
             "backbone": "test_resnet",
             "image_size": 32,
             "max_epochs": 2,
-            "limit_batches": 3,
+            "limit_batches": 2,
             "pictures": 0,
             "out": str(out),
             **changes,
         }
     )
-    result = main(config, console=Console(echo=False))
+    result = main(config, dataset=data, console=Console(echo=False))
     assert result.exit_code == 0
     return result.summary
 
@@ -181,13 +181,14 @@ def numbers(out: Path) -> list[dict[str, Any]]:
 
 
 def test_no_theta_labels_is_exactly_the_unsupervised_run(tmp_path: Path) -> None:
-    plain = run(tmp_path / "plain")
-    zero = run(tmp_path / "zero", theta_loss=1.0, theta_labels=0.0, theta_noise=0.1)
+    data = open_dataset("digits", seed=0, image_size=32)
+    plain = run(tmp_path / "plain", data)
+    zero = run(tmp_path / "zero", data, theta_loss=1.0, theta_labels=0.0, theta_noise=0.1)
     assert numbers(tmp_path / "zero") == numbers(tmp_path / "plain")
     same = ("val_top1", "test_top1", "test_top5", "test_loss", "test_theta_error")
     assert {k: zero[k] for k in same} == {k: plain[k] for k in same}
     # and the supervised run is a different run, whose θ loss is logged
-    supervised = run(tmp_path / "sup", theta_loss=1.0)
+    supervised = run(tmp_path / "sup", data, theta_loss=1.0)
     records = numbers(tmp_path / "sup")
     assert all(r["train_theta_loss"] > 0 for r in records)
     assert all(r["train_loss"] > r["train_ce"] for r in records)

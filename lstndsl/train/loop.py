@@ -93,7 +93,7 @@ class Progress:
     partial: dict[str, float] = field(default_factory=dict)
     best_epoch: int | None = None
     best_val_top1: float | None = None
-    #: seconds spent in earlier sessions of this run, and training images / seconds so far
+    #: wall seconds of this run so far (all sessions), and training images / seconds so far
     elapsed: float = 0.0
     train_images: float = 0.0
     train_seconds: float = 0.0
@@ -123,6 +123,12 @@ class Run:
     #: MACs for one image by convention (None when no counter), and how they were counted
     macs: dict[str, int] | None = None
     macs_note: str = ""
+    #: when this session started (perf_counter) and the run's wall seconds before it
+    session_start: float = 0.0
+    elapsed_before: float = 0.0
+
+    def wall_time(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.session_start
 
     @property
     def size(self) -> tuple[int, int]:
@@ -301,6 +307,7 @@ def save_last(run: Run) -> None:
             f"the weights stopped being finite by step {run.progress.step}; "
             "the last good checkpoint is kept"
         )
+    run.progress.elapsed = run.wall_time()
     if run.ctx.is_main:
         data = _payload(run)
         data.update(
@@ -543,6 +550,22 @@ def _record(
     }
 
 
+def early_stop_reason(config: TrainConfig, history: list[dict[str, Any]]) -> str | None:
+    """Why the paper's rule stops the run after its last epoch (None: go on)."""
+    accs = [h["val_top1"] for h in history]
+    if not should_stop(
+        accs,
+        window=config.stop_window,
+        tolerance=config.stop_tolerance,
+        min_epochs=config.min_epochs,
+    ):
+        return None
+    return (
+        f"early stopping after epoch {len(accs)}: the last {config.stop_window} validation "
+        f"accuracies lie within ±{config.stop_tolerance:g} points of their mean"
+    )
+
+
 def run_epochs(run: Run) -> str:
     """Train until a budget, the early-stopping rule or a failure ends it; returns why."""
     cfg, prog = run.config, run.progress
@@ -551,6 +574,8 @@ def run_epochs(run: Run) -> str:
     while prog.epoch < cfg.max_epochs:
         if cfg.max_steps is not None and prog.step >= cfg.max_steps:
             return f"max_steps ({cfg.max_steps}) reached"
+        if prog.batch_in_epoch == 0 and (stop := early_stop_reason(cfg, prog.history)):
+            return stop  # a resumed run that had already stopped
         t0 = time.perf_counter()
         images0, seconds0 = prog.train_images, prog.train_seconds
         meter = Meter(prog.partial)
@@ -587,14 +612,8 @@ def run_epochs(run: Run) -> str:
         run.console(epoch_line(record, cfg.max_epochs))
         if hit_budget:
             return f"max_steps ({cfg.max_steps}) reached"
-        accs = [h["val_top1"] for h in prog.history]
-        if should_stop(
-            accs, window=cfg.stop_window, tolerance=cfg.stop_tolerance, min_epochs=cfg.min_epochs
-        ):
-            return (
-                f"early stopping after epoch {prog.epoch}: the last {cfg.stop_window} validation "
-                f"accuracies lie within ±{cfg.stop_tolerance:g} points of their mean"
-            )
+        if stop := early_stop_reason(cfg, prog.history):
+            return stop
     return f"max_epochs ({cfg.max_epochs}) reached"
 
 
@@ -636,6 +655,7 @@ def _main(
     if determinism:
         notes.append(determinism)
     out = dist.broadcast_object(resolve_out(config) if ctx.is_main else None)
+    config = config.replace(out=str(out))
     saved: dict[str, Any] | None = None
     if config.resume:
         saved = ckpt.load(out / ckpt.LAST)
@@ -707,9 +727,11 @@ def _main(
         supervision=supervision,
         macs=macs,
         macs_note=macs_note,
+        session_start=started,
     )
     if saved is not None:
         restore(run, saved)
+        run.elapsed_before = run.progress.elapsed
         if ctx.is_main:
             write_jsonl(out / METRICS, run.progress.history)
     elif ctx.is_main:
@@ -729,19 +751,17 @@ def _main(
     run.timer = EpochTimer(run.train_batches() - run.progress.batch_in_epoch)
 
     failure = None
-    session = time.perf_counter()
     try:
         reason = run_epochs(run)
     except StopTraining as stop:
         reason = failure = stop.reason
         console(f"stopped: {stop.reason}")
     console(f"done training: {reason}")
-    run.progress.elapsed += time.perf_counter() - session
-    summary = _summarize(run, reason, failure, time.perf_counter() - started)
+    summary = _summarize(run, reason, failure)
     return RunResult(out, summary, 1 if failure else 0)
 
 
-def _summarize(run: Run, reason: str, failure: str | None, session: float) -> dict[str, Any]:
+def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
     """Test the selected checkpoint (if there is one), write summary.json and the curves."""
     from lstndsl.train.pictures import training_curves
 
@@ -778,7 +798,7 @@ def _summarize(run: Run, reason: str, failure: str | None, session: float) -> di
         "steps": prog.step,
         "stop_reason": reason,
         "failed": failure is not None,
-        "wall_time": prog.elapsed,
+        "wall_time": None,  # set last, after the test
         "images_per_s": prog.train_images / prog.train_seconds if prog.train_seconds else None,
         "device": str(run.device),
         "world_size": run.ctx.world_size,
@@ -819,10 +839,9 @@ def _summarize(run: Run, reason: str, failure: str | None, session: float) -> di
         )
     else:
         say("no epoch finished: nothing to select, the test split is left unread")
+    summary["wall_time"] = run.wall_time()
     if run.ctx.is_main:
-        from lstndsl.train.checkpoint import save_json
-
-        save_json(run.out / SUMMARY, summary)
+        ckpt.save_json(run.out / SUMMARY, summary)
         if prog.history:
             training_curves(run.out / PICTURES / "curves.png", prog.history, run.out.name)
         say(f"wrote {run.out / SUMMARY}, {run.out / PICTURES}/")
