@@ -35,8 +35,11 @@ fmt: $(STAMP)
 	$(BIN)/ruff format lstndsl compiler tests bench
 	$(BIN)/ruff check --fix lstndsl compiler tests bench
 
+# The measurements behind BENCHMARKS.md (about 10 minutes on 2 idle cores).
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/fuse.py
+	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/train_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache runs
