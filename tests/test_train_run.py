@@ -230,3 +230,17 @@ def test_the_run_stops_where_the_rule_says_and_stays_stopped(tmp_path: Path) -> 
         again = main(config.replace(resume=True, max_epochs=8), console=Console(echo=False))
         assert again.summary["epochs"] == stop
         assert again.summary["test_top1"] == first.summary["test_top1"]
+
+
+def test_arms_with_and_without_a_transformer_start_from_the_same_backbone() -> None:
+    from lstndsl.train import checkpoint as ckpt
+    from lstndsl.train.model import build_model
+
+    text = LSTN.read_text()
+    ckpt.seed_everything(3)
+    with_stn = build_model(TrainConfig(spec="lstn.spec", backbone="test_resnet"), text, 10, 32)
+    ckpt.seed_everything(3)
+    alone = build_model(TrainConfig(spec=None, no_stn=True, backbone="test_resnet"), None, 10, 32)
+    mine, theirs = with_stn.backbone.state_dict(), alone.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)

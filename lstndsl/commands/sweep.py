@@ -4,7 +4,7 @@ strategy), for each seed, then one Markdown table with mean ± std over the seed
     lstndsl sweep specs/stn.spec specs/vstn.spec specs/lstn.spec --backbones resnet18 \\
         --seeds 0,1,2 --max-epochs 10
     lstndsl sweep specs/lstn.spec --backbones resnet18 --strategies \\
-        unsupervised,supervised,labels=0.1 --theta-loss 1 --seeds 0,1,2
+        unsupervised,supervised,labels=0.1 --theta-loss 10 --seeds 0,1,2
 
 Each arm trains with `lstndsl train`'s loop in OUT/s<seed>/<arm>/; the table goes to
 OUT/results.md (and OUT/results.json). Running the same sweep again skips finished arms and
@@ -21,6 +21,9 @@ from lstndsl.errors import UsageError
 
 HELP = "train every arm (backbone alone, + each spec) on one split, table mean ± std over seeds"
 ORDER = 45
+#: θ-loss weight of supervised strategies when --theta-loss is not given: on the embedded digits
+#: (64×64) the θ term then weighs about as much as the cross-entropy in the first epochs
+DEFAULT_THETA_WEIGHT = 10.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     kind = base.dataset.partition(":")[0]
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{kind}"
     arms = plan(args.specs, backbones, strategies, names, baseline=not args.no_baseline)
-    result = run_sweep(base, arms, seeds, out, theta_weight=1.0 if weight is None else weight)
+    weight = DEFAULT_THETA_WEIGHT if weight is None else weight
+    result = run_sweep(base, arms, seeds, out, theta_weight=weight)
     print()
     print((out / RESULTS_MD).read_text(encoding="utf-8"), end="")
     print(f"\nwrote {out / RESULTS_MD} and {out / 'results.json'}")

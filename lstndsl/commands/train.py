@@ -50,7 +50,7 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("protocol (defaults: the paper's)")
     g.add_argument("--batch-size", type=int, metavar="B", help="examples per step (16)")
     g.add_argument("--lr", type=float, help="Adam learning rate (0.001)")
-    g.add_argument("--weight-decay", type=float, help="Adam weight decay (0)")
+    g.add_argument("--weight-decay", type=float, metavar="WD", help="Adam weight decay (0)")
     g.add_argument("--stn-lr-mult", type=float, metavar="M", help="STN lr = lr × M (1)")
     g.add_argument("--max-epochs", type=int, metavar="N", help="epoch budget (100)")
     g.add_argument("--max-steps", type=int, metavar="N", help="step budget (none)")
@@ -59,13 +59,21 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop-tolerance", type=float, metavar="P", help="± points (0.25)")
     g.add_argument("--min-epochs", type=int, metavar="N", help="no early stop before (10)")
     g = p.add_argument_group("θ supervision (default off: the paper's unsupervised way)")
-    g.add_argument("--theta-loss", type=float, metavar="W", help="weight of the θ loss")
-    g.add_argument("--theta-labels", type=float, metavar="F", help="share of labelled images")
-    g.add_argument("--theta-noise", type=float, metavar="SIGMA", help="noise on ideal θ")
+    g.add_argument(
+        "--theta-loss", type=float, metavar="W", help="add W × grid distance to the ideal θ (0)"
+    )
+    g.add_argument(
+        "--theta-labels", type=float, metavar="F", help="only this share of images has θ (1)"
+    )
+    g.add_argument(
+        "--theta-noise", type=float, metavar="SIGMA", help="σ of noise on each θ entry (0)"
+    )
     g = p.add_argument_group("device")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="(auto)")
     g.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (off)")
-    g.add_argument("--deterministic", action="store_true", default=None)
+    g.add_argument(
+        "--deterministic", action="store_true", default=None, help="deterministic kernels"
+    )
     g.add_argument("--checkpoint-every", type=int, metavar="N", help="also every N steps")
     g.add_argument("--pictures", type=int, metavar="N", help="images per picture (8; 0 none)")
 

@@ -445,7 +445,7 @@ def _plan(run: Run, notes: list[str]) -> None:
     what = "backbone alone (--no-stn)" if cfg.no_stn else f"{cfg.spec} + {cfg.backbone}"
     say(f"lstndsl train: {what} -> {run.out}")
     native = ds.native_size
-    kept = " (its own canvas)" if native == (ds.image_size, ds.image_size) else ""
+    kept = " (its own size)" if native == (ds.image_size, ds.image_size) else ""
     say(
         f"  data      {ds.spec}: {ds.num_classes} classes, {ds.image_size}×{ds.image_size}{kept}; "
         f"train {counts['train']:,} / val {counts['val']:,} / test {counts['test']:,} "

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
 
 
 def _show(ax: Any, image: torch.Tensor) -> None:
@@ -77,6 +78,7 @@ def training_curves(path: Path, history: Sequence[Mapping[str, Any]], title: str
             if xs:
                 ax.plot(xs, ys, marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
