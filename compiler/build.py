@@ -31,6 +31,23 @@ def size_pair(input_size: InputSize) -> tuple[int, int] | None:
     return (int(input_size[0]), int(input_size[1]))
 
 
+def model_size(spec: ir.Spec, backbone: str | None, input_size: InputSize) -> tuple[int, int]:
+    """The (H, W) a model is compiled at: the size asked for, else the backbone's default
+    resolution, else the spec's declared input size."""
+    size = size_pair(input_size)
+    if size is not None:
+        return size
+    if backbone is not None:
+        r = backbones.default_resolution(backbone)
+        return (r, r)
+    return (spec.input.height, spec.input.width)
+
+
+def check_backbone_args(backbone: str | None, num_classes: int | None) -> None:
+    if num_classes is not None and backbone is None:
+        raise UsageError("--num-classes needs --backbone")
+
+
 def analyze_for_build(spec: ir.Spec, input_size: InputSize = None) -> check.Analysis:
     """Analyze at the build size; any error (or an incomplete inference) raises."""
     size = size_pair(input_size)
@@ -203,11 +220,10 @@ def build(
         if num_classes is not None or backbone_options:
             raise UsageError("--num-classes (and backbone options) need a backbone (--backbone)")
     else:
-        if input_size is None:
-            input_size = backbones.default_resolution(backbone)
+        size = model_size(spec, backbone, input_size)
+        input_size = size
         backbone_options.setdefault("in_chans", spec.input.channels)
-        size = size_pair(input_size)
-        if size is not None and size[0] == size[1]:
+        if size[0] == size[1]:
             backbone_options.setdefault("input_size", size[0])
         # the backbone first: under one seed it starts from the same weights with or without
         # a spatial transformer in front (the trainer's baselines rely on it)

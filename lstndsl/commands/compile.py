@@ -24,7 +24,6 @@ from typing import Any
 
 from lstndsl import check, parser
 from lstndsl.commands._output import dump_json, human, num, parse_size, table
-from lstndsl.errors import UsageError
 from lstndsl.ir import format_shape
 
 HELP = "compile a spec to PyTorch and print its per-row table"
@@ -78,16 +77,17 @@ def contract(analysis: check.Analysis) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from compiler.build import analyze_for_build, build_stn, verify
+    from compiler.build import (
+        analyze_for_build,
+        build_stn,
+        check_backbone_args,
+        model_size,
+        verify,
+    )
 
-    size = parse_size(args.input_size)
-    if args.num_classes is not None and args.backbone is None:
-        raise UsageError("--num-classes needs --backbone")
+    check_backbone_args(args.backbone, args.num_classes)
     spec = parser.parse_file(args.spec)
-    if args.backbone is not None and size is None:
-        from compiler.backbones import default_resolution
-
-        size = (default_resolution(args.backbone),) * 2
+    size = model_size(spec, args.backbone, parse_size(args.input_size))
     analysis = analyze_for_build(spec, size)
     stn = build_stn(spec, analysis)
     verify(stn, analysis)
@@ -112,12 +112,13 @@ def run(args: argparse.Namespace) -> int:
         dump_json({**contract(analysis), **(backbone or {})})
         return 0
     c, h, w = analysis.input
-    at = "" if size is None else f" (declared {spec.input.height}×{spec.input.width})"
+    at_declared = size == (spec.input.height, spec.input.width)
+    at = "" if at_declared else f" (declared {spec.input.height}×{spec.input.width})"
     print(f"{spec.name}  {args.spec}  input {h}×{w}×{c}{at}\n")
     rows = [["line", "type", "output", "declared", "params", "declared", "MACs"]]
     for r in analysis.rows:
-        declared_out = format_shape(r.row.output.values) if r.row.output and size is None else "-"
-        if r.row.output and size is not None:
+        declared_out = format_shape(r.row.output.values) if r.row.output and at_declared else "-"
+        if r.row.output and not at_declared:
             declared_out = f"({format_shape(r.row.output.values)})"
         terms = r.param_terms
         rows.append(

@@ -59,24 +59,20 @@ def _load_weights(model: Any, path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.build import build
+    from compiler.build import build, check_backbone_args, model_size
     from compiler.export import OPSET, export, format_of
     from compiler.fuse import count_batchnorms, fuse
 
     fmt = format_of(args.output, args.format)
-    size = parse_size(args.input_size)
-    if args.num_classes is not None and args.backbone is None:
-        raise UsageError("--num-classes needs --backbone")
+    check_backbone_args(args.backbone, args.num_classes)
     spec = parser.parse_file(args.spec)
+    size = model_size(spec, args.backbone, parse_size(args.input_size))
     model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
     if args.weights:
         _load_weights(model, args.weights)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
-    height, width = size or (
-        _backbone_size(args.backbone) if args.backbone else (spec.input.height, spec.input.width)
-    )
-    input_shape = (spec.input.channels, height, width)
+    input_shape = (spec.input.channels, *size)
     folded = 0
     if args.fuse:
         before = count_batchnorms(model)
@@ -172,10 +168,3 @@ def emit_or_fuse(
     fused = fuse(model)
     folded = count_batchnorms(model) - count_batchnorms(fused)
     return fused, f"fused module ({folded} batch norms folded, channels-last)"
-
-
-def _backbone_size(name: str) -> tuple[int, int]:
-    from compiler import backbones
-
-    r = backbones.default_resolution(name)
-    return (r, r)

@@ -21,7 +21,6 @@ from typing import Any
 
 from lstndsl import cost, parser
 from lstndsl.commands._output import dump_json, num, parse_size, table
-from lstndsl.errors import UsageError
 
 HELP = "parameters and MACs (thop convention, full count, ptflops) of a spec's model"
 ORDER = 40
@@ -56,17 +55,12 @@ def contract(path: str, prof: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.build import analyze_for_build, build
+    from compiler.build import analyze_for_build, build, check_backbone_args, model_size
     from compiler.cost import spec_profile
 
-    size = parse_size(args.input_size)
-    if args.num_classes is not None and args.backbone is None:
-        raise UsageError("--num-classes needs --backbone")
+    check_backbone_args(args.backbone, args.num_classes)
     spec = parser.parse_file(args.spec)
-    if args.backbone is not None and size is None:
-        from compiler.backbones import default_resolution
-
-        size = (default_resolution(args.backbone),) * 2
+    size = model_size(spec, args.backbone, parse_size(args.input_size))
     analysis = analyze_for_build(spec, size)
     model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
     prof = spec_profile(analysis, model, args.backbone, args.num_classes)
