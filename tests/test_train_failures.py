@@ -82,7 +82,7 @@ def test_a_collapsed_theta_stops_the_run_with_which_collapse(
     assert result.exit_code == 1
     assert result.summary["stop_reason"] == (
         "θ collapsed: the transformer zooms out to nothing (94% of its sampling grid lies "
-        "outside the image, mean scale 4) after epoch 1"
+        "outside the image; mean scale 4, mean shift 0.0px) after epoch 1"
     )
     assert result.summary["epochs"] == 0
     assert not (out / "last.pt").exists() and not (out / "best.pt").exists()

@@ -152,7 +152,10 @@ def test_theta_statistics_of_known_transforms() -> None:
     assert 0 < s["outside"][2] < 0.25  # a rotated square pokes out at its corners
     kw: dict[str, Any] = {"max_outside": 0.9, "min_scale": 0.02}
     assert collapse_reason({"outside": 0.75, "scale": 2.0}, **kw) is None
-    assert "zooms out to nothing" in (collapse_reason({"outside": 0.95, "scale": 5.0}, **kw) or "")
+    out = {"outside": 0.95, "scale": 5.0, "translation": 0.0}
+    assert "zooms out to nothing" in (collapse_reason(out, **kw) or "")
+    away = {"outside": 1.0, "scale": 0.3, "translation": 45.0}
+    assert "looks beside the image (100% of" in (collapse_reason(away, **kw) or "")
     assert "zooms in to a point" in (collapse_reason({"outside": 0.0, "scale": 0.01}, **kw) or "")
 
 

@@ -79,14 +79,21 @@ def theta_sums(theta: torch.Tensor, size: tuple[int, int]) -> dict[str, float]:
 def collapse_reason(
     stats: dict[str, float | None], *, max_outside: float, min_scale: float
 ) -> str | None:
-    """A message when mean θ statistics say the transformer collapsed, else None."""
+    """A message when mean θ statistics say the transformer collapsed, else None: its grid
+    lies (almost) entirely outside the image, zoomed out (scale > 1) or shifted away, so the
+    backbone sees only padding and the sampler passes no gradient back; or it zooms in to a
+    point."""
     outside, scale = stats.get("outside"), stats.get("scale")
+    shift = stats.get("translation")
     if outside is not None and not math.isfinite(outside):
         return "θ is not finite"
     if outside is not None and outside > max_outside:
+        how = (
+            "zooms out to nothing" if scale is not None and scale > 1 else "looks beside the image"
+        )
         return (
-            f"θ collapsed: the transformer zooms out to nothing ({100 * outside:.0f}% of its "
-            f"sampling grid lies outside the image, mean scale {scale:.3g})"
+            f"θ collapsed: the transformer {how} ({100 * outside:.0f}% of its sampling grid "
+            f"lies outside the image; mean scale {scale:.3g}, mean shift {shift:.1f}px)"
         )
     if scale is not None and (not math.isfinite(scale) or scale < min_scale):
         return (
