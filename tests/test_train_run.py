@@ -244,3 +244,27 @@ def test_arms_with_and_without_a_transformer_start_from_the_same_backbone() -> N
     mine, theirs = with_stn.backbone.state_dict(), alone.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+
+
+def test_max_steps_ends_inside_an_epoch_and_the_stn_has_its_own_learning_rate(
+    tmp_path: Path,
+) -> None:
+    data = f"folder:{write_folder(tmp_path / 'data')}"  # 26 training images: 7 batches of 4
+    config = tiny(
+        tmp_path / "run",
+        dataset=data,
+        batch_size=4,
+        limit_batches=None,
+        max_steps=10,
+        pictures=0,
+        stn_lr_mult=0.5,
+    )
+    result = main(config, console=Console(echo=False))
+    records = [json.loads(line) for line in (result.out / "metrics.jsonl").open()]
+    assert [(r["epoch"], r["step"], r.get("partial_epoch", False)) for r in records] == [
+        (1, 7, False),
+        (2, 10, True),
+    ]
+    assert records[1]["train_images"] == 12
+    assert result.summary["stop_reason"] == "max_steps (10) reached"
+    assert (records[0]["lr"], records[0]["lr_stn"]) == (1e-3, 5e-4)
