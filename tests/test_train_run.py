@@ -20,8 +20,9 @@ from train_helpers import LSTN, once, shared_base, write_folder
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import Dataset
-from lstndsl.train.loop import epoch_line, main
+from lstndsl.train.loop import main
 from lstndsl.train.progress import Console
+from lstndsl.train.report import epoch_line
 
 TINY = {"backbone": "test_resnet", "image_size": 32, "limit_batches": 4, "pictures": 4}
 

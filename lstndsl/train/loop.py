@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import distributed as dist
 from lstndsl.train.config import RESUMABLE, TrainConfig
 from lstndsl.train.cost import model_macs
-from lstndsl.train.data import Batch, Dataset, DatasetError, open_dataset, parse_dataset_name
+from lstndsl.train.data import Batch, Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
     autocast,
     check_amp,
@@ -48,110 +47,28 @@ from lstndsl.train.device import (
     set_determinism,
     use_channels_last,
 )
-from lstndsl.train.metrics import Meter, append_jsonl, topk_hits, write_jsonl
-from lstndsl.train.model import (
-    ThetaNet,
-    build_model,
-    count_parameters,
-    load_spec,
-    param_groups,
-    transformer,
+from lstndsl.train.inputs import (
+    CONFIG,
+    LOG,
+    METRICS,
+    PICTURES,
+    SUMMARY,
+    check_inputs,
+    read_spec_text,
+    resolve_image_size,
+    resolve_out,
 )
-from lstndsl.train.progress import Console, EpochTimer, ProgressBar, duration
+from lstndsl.train.metrics import Meter, append_jsonl, topk_hits, write_jsonl
+from lstndsl.train.model import ThetaNet, build_model, count_parameters, param_groups, transformer
+from lstndsl.train.progress import Console, EpochTimer, ProgressBar
+from lstndsl.train.report import epoch_line, fmt, plan
+from lstndsl.train.state import Progress, Run, RunResult, StopTraining
 from lstndsl.train.stopping import should_stop
 from lstndsl.train.thetaloss import ThetaSupervision
 from lstndsl.train.thetastats import collapse_reason, grid_distance, theta_sums
 
 #: the validation and test sets are evaluated in batches of at least this many images
 EVAL_BATCH = 64
-#: files of a run directory
-CONFIG, METRICS, SUMMARY, LOG = "config.json", "metrics.jsonl", "summary.json", "log.txt"
-PICTURES = "pictures"
-
-
-class StopTraining(Exception):
-    """The run cannot go on (non-finite loss or weights, θ collapse); `.reason` says which."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass
-class Progress:
-    """Counters a resumed run restores: what has been done so far."""
-
-    #: finished epochs
-    epoch: int = 0
-    #: batches done in the unfinished epoch `epoch + 1`
-    batch_in_epoch: int = 0
-    #: optimizer steps so far
-    step: int = 0
-    #: one record per finished epoch (the metrics.jsonl lines); the early-stopping state
-    history: list[dict[str, Any]] = field(default_factory=list)
-    #: training sums of the unfinished epoch (all ranks reduced)
-    partial: dict[str, float] = field(default_factory=dict)
-    best_epoch: int | None = None
-    best_val_top1: float | None = None
-    #: wall seconds of this run so far (all sessions), and training images / seconds so far
-    elapsed: float = 0.0
-    train_images: float = 0.0
-    train_seconds: float = 0.0
-
-    def state(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Run:
-    """Everything one run works with (built by `main`, passed to the epoch functions)."""
-
-    config: TrainConfig
-    ctx: dist.DistContext
-    device: torch.device
-    console: Console
-    out: Path
-    dataset: Dataset
-    spec_text: str | None
-    model: nn.Module  # what compiler.build returned (model_without_ddp)
-    net: nn.Module  # ThetaNet(model), DDP-wrapped under torchrun: what training calls
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    supervision: ThetaSupervision | None
-    progress: Progress = field(default_factory=Progress)
-    timer: EpochTimer | None = None
-    #: MACs for one image by convention (None when no counter), and how they were counted
-    macs: dict[str, int] | None = None
-    macs_note: str = ""
-    #: when this session started (perf_counter) and the run's wall seconds before it
-    session_start: float = 0.0
-    elapsed_before: float = 0.0
-
-    def wall_time(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.session_start
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return (self.dataset.image_size, self.dataset.image_size)
-
-    @property
-    def knows_theta(self) -> bool:
-        """θ-recovery error can be measured: the data knows its transforms, and there is an STN."""
-        return self.dataset.has_theta and transformer(self.model) is not None
-
-    def train_batches(self) -> int:
-        n = self.dataset.num_batches(
-            "train", self.config.batch_size, world_size=self.ctx.world_size
-        )
-        return min(n, self.config.limit_batches) if self.config.limit_batches else n
-
-
-@dataclass
-class RunResult:
-    out: Path
-    summary: dict[str, Any]
-    #: 0 finished, 1 stopped by a failure (non-finite loss, θ collapse)
-    exit_code: int
 
 
 # --- one epoch ------------------------------------------------------------------------------------
@@ -382,141 +299,6 @@ def draw_transforms(run: Run, tag: str) -> Path | None:
 # --- the run --------------------------------------------------------------------------------------
 
 
-def resolve_image_size(config: TrainConfig) -> int | None:
-    """--image-size, else the digits' own canvas (None), else the backbone's resolution."""
-    if config.image_size is not None:
-        return config.image_size
-    kind, _ = parse_dataset_name(config.dataset)
-    if kind == "digits":
-        return None
-    from compiler import backbones
-
-    return backbones.default_resolution(config.backbone)
-
-
-def resolve_out(config: TrainConfig) -> Path:
-    """The run directory: --out, or runs/<spec>-<backbone>-<dataset>-s<seed>[-2, -3 …]."""
-    holds_run = lambda p: (p / CONFIG).exists() or (p / ckpt.LAST).exists()  # noqa: E731
-    if config.out is not None:
-        out = Path(config.out)
-        if config.resume and not (out / ckpt.LAST).exists():
-            raise UsageError(f"--resume: {out} holds no {ckpt.LAST} to resume from")
-        if not config.resume and holds_run(out):
-            raise UsageError(
-                f"{out} already holds a run: add --resume to continue it, or choose another --out"
-            )
-        return out
-    base = config.default_out()
-    if config.resume:
-        if not (base / ckpt.LAST).exists():
-            raise UsageError(f"--resume: {base} holds no {ckpt.LAST}; give the run's --out DIR")
-        return base
-    out, k = base, 1
-    while holds_run(out):
-        k += 1
-        out = base.with_name(f"{base.name}-{k}")
-    return out
-
-
-def read_spec_text(config: TrainConfig) -> str | None:
-    if config.no_stn or config.spec is None:
-        return None
-    try:
-        return Path(config.spec).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read the spec {config.spec}: {exc.strerror or exc}") from exc
-
-
-def check_inputs(config: TrainConfig, spec_text: str | None) -> None:
-    """Fail fast, before any data is read: the spec must check, the backbone must exist."""
-    from compiler import backbones
-
-    backbones.resolve(config.backbone)
-    if spec_text is not None and config.spec is not None:
-        from lstndsl import analyze
-
-        analyze(load_spec(spec_text, config.spec)).raise_for_errors()
-
-
-def _plan(run: Run, notes: list[str]) -> None:
-    cfg, ds, say = run.config, run.dataset, run.console
-    counts = ds.split.counts
-    params = count_parameters(run.model)
-    what = "backbone alone (--no-stn)" if cfg.no_stn else f"{cfg.spec} + {cfg.backbone}"
-    say(f"lstndsl train: {what} -> {run.out}")
-    native = ds.native_size
-    kept = " (its own size)" if native == (ds.image_size, ds.image_size) else ""
-    say(
-        f"  data      {ds.spec}: {ds.num_classes} classes, {ds.image_size}×{ds.image_size}{kept}; "
-        f"train {counts['train']:,} / val {counts['val']:,} / test {counts['test']:,} "
-        f"(split seed {ds.split.seed}: {ds.split.rule})"
-    )
-    stn_part = (
-        ""
-        if cfg.no_stn
-        else f" = spatial transformer {params['stn']:,} + backbone {params['backbone']:,}"
-    )
-    say(f"  model     {cfg.backbone}: {params['total']:,} parameters{stn_part}")
-    if run.macs is not None:
-        say(
-            f"            {_giga(run.macs['thop'])} MACs per image (thop, the paper's "
-            f"convention; {_giga(run.macs['full'])} counting everything)"
-        )
-    groups = "" if cfg.no_stn or cfg.stn_lr_mult == 1 else f", STN lr ×{cfg.stn_lr_mult:g}"
-    budget = f"max {cfg.max_epochs} epochs" + (
-        f", max {cfg.max_steps} steps" if cfg.max_steps else ""
-    )
-    say(
-        f"  protocol  Adam lr {cfg.lr:g} (β {cfg.betas[0]:g}, {cfg.betas[1]:g}), weight decay "
-        f"{cfg.weight_decay:g}{groups}; batch {cfg.batch_size}; cross-entropy; early stopping "
-        f"window {cfg.stop_window}, ±{cfg.stop_tolerance:g} points, not before epoch "
-        f"{cfg.min_epochs}; {budget}"
-    )
-    if run.supervision is not None:
-        say(
-            f"  θ loss    {cfg.theta_loss:g} × grid distance to the ideal θ on "
-            f"{run.supervision.count:,} training images ({100 * cfg.theta_labels:g}%)"
-            + (f", noise σ {cfg.theta_noise:g}" if cfg.theta_noise else "")
-        )
-    n = torch.get_num_threads()
-    threads = f" ({n} thread{'s' if n > 1 else ''})" if run.device.type == "cpu" else ""
-    procs = f", {run.ctx.world_size} processes" if run.ctx.enabled else ""
-    say(f"  device    {run.device}{threads}{procs}, {cfg.amp or 'fp32'}")
-    for note in notes:
-        say(f"  note      {note}")
-
-
-def _giga(n: int) -> str:
-    """4.12G, 35.1M."""
-    return f"{n / 1e9:.3g}G" if n >= 1e8 else f"{n / 1e6:.3g}M"
-
-
-def _fmt(v: float | None, spec: str = ".2f", unit: str = "") -> str:
-    return "-" if v is None else f"{v:{spec}}{unit}"
-
-
-def epoch_line(record: dict[str, Any], max_epochs: int) -> str:
-    """One log line per epoch (what a non-terminal log shows)."""
-    th = record.get("theta") or {}
-    parts = [
-        f"epoch {record['epoch']:>3}/{max_epochs}",
-        f"train loss {_fmt(record['train_loss'], '.4f')} top-1 {_fmt(record['train_top1'])}%",
-        f"val loss {_fmt(record['val_loss'], '.4f')} top-1 {_fmt(record['val_top1'])}% "
-        f"top-5 {_fmt(record['val_top5'])}%",
-    ]
-    if record.get("val_theta_error") is not None:
-        parts.append(f"θ-err {record['val_theta_error']:.2f}px")
-    if th:
-        parts.append(
-            f"θ scale {th['scale']:.2f} rot {th['rotation']:.1f}° shift {th['translation']:.1f}px "
-            f"out {100 * th['outside']:.0f}%"
-        )
-    parts.append(f"{duration(record['time'])} {record['images_per_s']:.0f} img/s")
-    if record.get("best"):
-        parts.append("*")
-    return "  ".join(parts)
-
-
 def _record(
     run: Run, epoch: int, train: Meter, val: Meter, seconds: float, rate: float
 ) -> dict[str, Any]:
@@ -744,7 +526,7 @@ def _main(
     dist.barrier()
     if ctx.is_main:
         console.log_to(out / LOG)
-    _plan(run, notes)
+    plan(run, notes)
     if saved is not None:
         p = run.progress
         console(f"  resumed   after epoch {p.epoch}, batch {p.batch_in_epoch}, step {p.step}")
@@ -828,8 +610,8 @@ def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
         draw_transforms(run, "selected")
         say(
             f"selected epoch {record['epoch']} (best validation top-1): val top-1 "
-            f"{_fmt(summary['val_top1'])}%, test top-1 {_fmt(summary['test_top1'])}% "
-            f"top-5 {_fmt(summary['test_top5'])}%"
+            f"{fmt(summary['val_top1'])}%, test top-1 {fmt(summary['test_top1'])}% "
+            f"top-5 {fmt(summary['test_top5'])}%"
             + (
                 f", θ-recovery error val {summary['val_theta_error']:.2f}px test "
                 f"{summary['test_theta_error']:.2f}px"

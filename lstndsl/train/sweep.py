@@ -24,6 +24,7 @@ from typing import Any
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train.config import TrainConfig
+from lstndsl.train.inputs import SUMMARY, resolve_image_size
 from lstndsl.train.progress import Console
 
 RESULTS_MD, RESULTS_JSON = "results.md", "results.json"
@@ -189,7 +190,7 @@ def run_sweep(
         for arm in arms:
             config = arm_config(base, arm, seed, out / f"s{seed}" / arm.slug, theta_weight)
             arm_dir = Path(str(config.out))
-            done = arm_dir / loop.SUMMARY
+            done = arm_dir / SUMMARY
             say(f"\n=== seed {seed}: {arm.title} -> {arm_dir}")
             if done.exists():
                 say("    finished earlier: reusing its summary.json")
@@ -197,7 +198,7 @@ def run_sweep(
                 continue
             if (arm_dir / ckpt.LAST).exists():
                 config = config.replace(resume=True)
-            size = loop.resolve_image_size(config)
+            size = resolve_image_size(config)
             try:
                 if size not in opened:
                     opened[size] = open_dataset(config.dataset, seed=seed, image_size=size)
