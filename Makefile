@@ -18,8 +18,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The product end to end on the embedded data, in about two minutes on 2 CPU cores.
+DEMO := runs/demo
 demo: $(STAMP)
-	$(BIN)/python -m lstndsl.demo
+	@echo; echo "== 1/5  check the paper's three nets: every shape, parameter count and total agrees"
+	$(BIN)/lstndsl check specs/stn.spec specs/vstn.spec specs/lstn.spec
+	@echo; echo "== 2/5  check Table 3 as the paper printed it: five inconsistencies, each at its row with its fix (exit 1 expected)"
+	$(BIN)/lstndsl check specs/paper/table3-lstn-as-printed.spec; test $$? -eq 1
+	@echo; echo "== 3/5  compile L-STN to PyTorch; torch agrees with the catalog row by row"
+	$(BIN)/lstndsl compile specs/lstn.spec
+	@echo; echo "== 4/5  cost: L-STN + ResNet-18, the paper's convention (its GFLOPS are these MACs) and a complete count"
+	$(BIN)/lstndsl profile specs/lstn.spec --backbone resnet18 --num-classes 10
+	@echo; echo "== 5/5  train L-STN + ResNet-18 on 5,000 real MNIST digits, distorted (2 epochs, θ supervised)"
+	rm -rf $(DEMO)
+	$(BIN)/lstndsl train specs/lstn.spec --backbone resnet18 --max-epochs 2 --theta-loss 10 --out $(DEMO)
+	@echo; echo "demo done: $(DEMO)/summary.json, $(DEMO)/metrics.jsonl, and $(DEMO)/pictures/transform-selected.png"
+	@echo "(input digits, what the spatial transformer made of them, what the ideal θ makes of them)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check lstndsl compiler tests bench
