@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import torch
+from net_helpers import make_realistic
 from torch import nn
 
 import lstndsl
@@ -81,39 +82,6 @@ def load_module(code: str, path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     return module
-
-
-def make_realistic(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
-    """Batch-norm statistics from a real batch, then perturbed, and random γ, β; the head's
-    last layer set so that θ = identity + up to ±0.15, differently for each image of x."""
-    g = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
-    for bn in bns:
-        bn.momentum = 1.0  # one training-mode batch sets the running statistics
-    model.train()
-    with torch.no_grad():
-        model(x)
-    model.eval()
-    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
-    identity = last.bias.detach().clone()
-    seen: list[torch.Tensor] = []
-    hook = last.register_forward_hook(lambda m, i, o: seen.append(i[0]))
-    with torch.no_grad():
-        for bn in bns:
-            assert bn.running_mean is not None and bn.running_var is not None
-            n = bn.num_features
-            bn.running_mean.add_(0.2 * torch.randn(n, generator=g) * bn.running_var.sqrt())
-            bn.running_var.mul_(0.8 + 0.4 * torch.rand(n, generator=g))
-            if bn.affine:
-                bn.weight.copy_(0.5 + torch.rand(n, generator=g))
-                bn.bias.copy_(0.2 * torch.randn(n, generator=g))
-        model(x)
-        h = seen[-1]
-        w = torch.randn(last.weight.shape, generator=g)
-        w *= 0.15 / ((h - h.mean(0)) @ w.T).abs().max().clamp_min(1e-12)
-        last.weight.copy_(w)
-        last.bias.copy_(identity - w @ h.mean(0))
-    hook.remove()
 
 
 def images(batch: int, shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:

@@ -18,6 +18,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import net_helpers
 import pytest
 import torch
 import torch.nn.functional as F
@@ -62,45 +63,17 @@ def _seed() -> None:
     torch.manual_seed(0)  # the compiled models' initial weights
 
 
+def make_realistic(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
+    """net_helpers.make_realistic, with statistics from smooth and raw-noise images and
+    smaller perturbations (the fused path is compared within 1e-5)."""
+    stats = stats_batch(tuple(x.shape[1:]))
+    net_helpers.make_realistic(model, x, stats=stats, seed=seed, shift=0.05, var=(0.9, 1.1))
+
+
 def stats_batch(shape: tuple[int, ...]) -> torch.Tensor:
     """What the running statistics are computed on: smooth and raw-noise images."""
     noise = torch.rand(2, *shape, generator=torch.Generator().manual_seed(7))
     return torch.cat([images(2, shape, seed=5), noise])
-
-
-def make_realistic(model: nn.Module, x: torch.Tensor, seed: int = 0) -> None:
-    """Batch-norm statistics from a real batch, then perturbed, and random γ, β (so that
-    folding changes every weight); θ = identity + up to ±0.15, differently for each image of
-    x."""
-    g = torch.Generator().manual_seed(seed)
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
-    for bn in bns:
-        bn.momentum = 1.0  # one training-mode batch sets the running statistics
-    model.train()
-    with torch.no_grad():
-        model(stats_batch(tuple(x.shape[1:])))
-    model.eval()
-    stn = model.stn if isinstance(model, STNModel) else model
-    last = [m for m in stn.modules() if isinstance(m, nn.Linear)][-1]
-    identity = last.bias.detach().clone()
-    seen: list[torch.Tensor] = []
-    hook = last.register_forward_hook(lambda m, i, o: seen.append(i[0]))
-    with torch.no_grad():
-        for bn in bns:
-            assert bn.running_mean is not None and bn.running_var is not None
-            n = bn.num_features
-            bn.running_mean.add_(0.05 * torch.randn(n, generator=g) * bn.running_var.sqrt())
-            bn.running_var.mul_(0.9 + 0.2 * torch.rand(n, generator=g))
-            if bn.affine:
-                bn.weight.copy_(0.5 + torch.rand(n, generator=g))
-                bn.bias.copy_(0.2 * torch.randn(n, generator=g))
-        model(x)
-        h = seen[-1]
-        w = torch.randn(last.weight.shape, generator=g)
-        w *= 0.15 / ((h - h.mean(0)) @ w.T).abs().max().clamp_min(1e-12)
-        last.weight.copy_(w)
-        last.bias.copy_(identity - w @ h.mean(0))
-    hook.remove()
 
 
 def outputs(stn: SpatialTransformer, x: torch.Tensor) -> dict[str, torch.Tensor]:
