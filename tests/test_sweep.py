@@ -195,3 +195,13 @@ def test_strategies_need_a_spec(cli: Callable[..., Any]) -> None:
     result = cli("sweep", "--backbones", "test_resnet", "--strategies", "supervised")
     assert result.code == 2
     assert "--strategies needs at least one SPEC" in result.err
+
+
+def test_every_backbone_name_is_checked_before_any_arm_trains(
+    cli: Callable[..., Any], tmp_path: Path
+) -> None:
+    r = cli("sweep", str(LSTN_PATH), "--backbones", "resnet18,resnt18", "--out", str(tmp_path))
+    assert r.code == 2
+    assert "unknown backbone 'resnt18'" in r.err and "did you mean 'resnet18'" in r.err
+    assert "===" not in r.out  # no arm started
+    assert list(tmp_path.iterdir()) == []

@@ -52,6 +52,7 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from compiler.backbones import resolve
     from lstndsl import parser
     from lstndsl.train.config import TrainConfig
     from lstndsl.train.sweep import RESULTS_MD, parse_strategies, plan, run_sweep
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     if not backbones:
         raise UsageError("--backbones names no backbone")
+    for name in backbones:  # every name now, not when its first arm starts
+        resolve(name)
     seeds = _ints(args.seeds, "--seeds")
     strategies = parse_strategies(args.strategies)
     if not args.specs and args.no_baseline:
