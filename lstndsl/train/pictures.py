@@ -47,6 +47,10 @@ def transform_grid(
     if captions:
         for c, text in enumerate(captions[:n]):
             axes[-1][c].set_xlabel(text, fontsize=7)
+    return _save(fig, path, title)
+
+
+def _save(fig: Any, path: Path, title: str) -> Path:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,9 +86,4 @@ def training_curves(path: Path, history: Sequence[Mapping[str, Any]], title: str
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title)
