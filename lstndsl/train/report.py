@@ -42,7 +42,7 @@ def plan(run: Run, notes: list[str]) -> None:
             f"convention; {_giga(run.macs['full'])} counting everything)"
         )
     groups = "" if cfg.no_stn or cfg.stn_lr_mult == 1 else f", STN lr ×{cfg.stn_lr_mult:g}"
-    budget = f"max {cfg.max_epochs} epochs" + (
+    budget = f"max {cfg.max_epochs} epoch{'s' * (cfg.max_epochs != 1)}" + (
         f", max {cfg.max_steps} steps" if cfg.max_steps else ""
     )
     say(
