@@ -8,6 +8,8 @@ fresh spatial transformer returns its input. Each kind maps raw outputs to a mat
 - `similarity` (4: scale, angle, tx, ty): s·R(α) | t. The scale is exp(raw) (identity 0), or
   with bounds lo..hi, lo + (hi - lo)·sigmoid(raw) (identity at the raw value giving 1).
 - `projective` (8): a homography with h33 = 1; identity [1, 0, 0, 0, 1, 0, 0, 0].
+- `rotation` (1): the angle α in radians, R(α) | 0; identity 0; a bound
+  `angle b` (degrees) keeps |α| < b by b·tanh(α / b).
 
 Bounds: a translation bound b maps t to b·tanh(t / b) (≈ t near 0, |t| < b always). A scale
 bound on affine and projective rescales the linear part so that sqrt|det| lies in lo..hi
@@ -30,6 +32,8 @@ def identity_raw(t: Transform) -> list[float]:
         return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     if t.kind == "translation":
         return [0.0, 0.0]
+    if t.kind == "rotation":
+        return [0.0]
     if t.kind == "similarity":
         if t.scale is None:
             s0 = 0.0
@@ -38,7 +42,9 @@ def identity_raw(t: Transform) -> list[float]:
             p = (1.0 - lo) / (hi - lo)
             s0 = math.log(p / (1.0 - p))
         return [s0, 0.0, 0.0, 0.0]
-    return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    if t.kind == "projective":
+        return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    raise ValueError(f"no parameterization for transform kind {t.kind!r}")
 
 
 def _bound_translation(t: torch.Tensor, bound: float | None) -> torch.Tensor:
@@ -77,7 +83,17 @@ def to_matrix(raw: torch.Tensor, t: Transform) -> torch.Tensor:
         row0 = torch.stack([cos, -sin, trans[:, 0]], dim=1)
         row1 = torch.stack([sin, cos, trans[:, 1]], dim=1)
         return torch.stack([row0, row1], dim=1)
-    # projective
+    if t.kind == "rotation":
+        # one number, the angle in radians; a bound of b degrees keeps |angle| < b
+        bound = None if t.angle is None else math.radians(t.angle)
+        angle = _bound_translation(raw[:, 0], bound)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        zero = torch.zeros_like(cos)
+        row0 = torch.stack([cos, -sin, zero], dim=1)
+        row1 = torch.stack([sin, cos, zero], dim=1)
+        return torch.stack([row0, row1], dim=1)
+    if t.kind != "projective":
+        raise ValueError(f"no parameterization for transform kind {t.kind!r}")
     ones = torch.ones(b, 1, dtype=raw.dtype, device=raw.device)
     h = torch.cat([raw, ones], dim=1).view(b, 3, 3)
     lin = _bound_linear(h[:, :2, :2], t.scale)

@@ -249,10 +249,16 @@ class InputSize(_Node):
         return (self.channels, self.height, self.width)
 
 
-TransformKind = Literal["affine", "translation", "similarity", "projective"]
+TransformKind = Literal["affine", "translation", "similarity", "projective", "rotation", "tps"]
 
-#: how many numbers the regression head must produce for each transform kind
-TRANSFORM_DOF: dict[str, int] = {"affine": 6, "translation": 2, "similarity": 4, "projective": 8}
+#: how many numbers the regression head must produce for each transform kind (tps: 2 per point)
+TRANSFORM_DOF: dict[str, int] = {
+    "affine": 6,
+    "translation": 2,
+    "similarity": 4,
+    "projective": 8,
+    "rotation": 1,
+}
 
 
 class Transform(_Node):
@@ -262,8 +268,34 @@ class Transform(_Node):
     scale: tuple[float, float] | None = None
     """Bounds (min, max) on the scale, e.g. `scale 0.5..1.5`; None: unbounded."""
     translation: Annotated[float, Field(gt=0)] | None = None
-    """Bound on |tx| and |ty| in normalized coordinates ([-1, 1] spans the image)."""
+    """Bound on |tx| and |ty| in normalized coordinates ([-1, 1] spans the image); for tps, on
+    how far each predicted control point may move from its base point."""
+    angle: Annotated[float, Field(gt=0, le=180)] | None = None
+    """rotation only: bound on |α| in degrees (`rotation, angle 45`); None: unbounded."""
+    points: tuple[Annotated[int, Field(ge=2)], Annotated[int, Field(ge=2)]] | None = None
+    """tps only: the control points as a (rows, columns) grid over [-1, 1]², row-major, x then
+    y for each point. `tps N` (RARE's N fiducials: N/2 along the top edge, N/2 along the bottom)
+    is the grid (2, N/2); `tps RxC` is (R, C)."""
     pos: Pos | None = None
+
+    @field_validator("angle")
+    @classmethod
+    def _angle_for_rotation(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and info.data.get("kind") != "rotation":
+            raise ValueError("an angle bound belongs to a rotation transform")
+        return value
+
+    @field_validator("points")
+    @classmethod
+    def _points_for_tps(
+        cls, value: tuple[int, int] | None, info: ValidationInfo
+    ) -> tuple[int, int] | None:
+        kind = info.data.get("kind")
+        if kind == "tps" and value is None:
+            raise ValueError("a tps transform needs its control points ('tps 20' or 'tps 4x4')")
+        if kind != "tps" and value is not None:
+            raise ValueError(f"control points belong to a tps transform, not {kind}")
+        return value
 
     @field_validator("scale")
     @classmethod
@@ -273,8 +305,11 @@ class Transform(_Node):
         """The head starts at the identity, so a scale bound must hold 1 strictly inside."""
         if value is None:
             return value
-        if info.data.get("kind") == "translation":
+        kind = info.data.get("kind")
+        if kind == "translation":
             raise ValueError("cannot bound a translation transform: it has no scale")
+        if kind in ("rotation", "tps"):
+            raise ValueError(f"cannot bound the scale of a {kind} transform")
         lo, hi = value
         shown = f"{lo:g}..{hi:g}"
         if lo <= 0:
@@ -288,6 +323,9 @@ class Transform(_Node):
 
     @property
     def dof(self) -> int:
+        if self.kind == "tps":
+            assert self.points is not None  # the validator guarantees it
+            return 2 * self.points[0] * self.points[1]
         return TRANSFORM_DOF[self.kind]
 
 
@@ -316,6 +354,10 @@ class Spec(_Node):
     head_pos: Pos | None = None
     transform: Transform = Transform()
     sampler: Sampler = Sampler()
+    at: str = "input"
+    """Where the transformer sits: `input` (in front of the backbone) or the name of a backbone
+    module as `named_modules()` spells it (`layer2`): it resamples that module's output."""
+    at_pos: Pos | None = None
     rows: tuple[Row, ...]
     total: DeclaredParams | None = None
     total_pos: Pos | None = None
@@ -326,9 +368,16 @@ class Spec(_Node):
         return _strip(self.model_dump(exclude={"path", "source"}))
 
 
+_POSITIONS = {"pos", "head_pos", "total_pos", "at_pos"}
+
+
 def _strip(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in {"pos", "head_pos", "total_pos"}}
+        return {
+            k: _strip(v)
+            for k, v in value.items()
+            if k not in {"pos", "head_pos", "total_pos", "at_pos"}
+        }
     if isinstance(value, list | tuple):
         return [_strip(v) for v in value]
     return value
