@@ -331,10 +331,13 @@ class _Walker:
         last = self.spec.head[-1] if self.spec.head else None
         pos = last.pos if last is not None and last.pos else self.spec.head_pos
         if out != (dof,):
+            t = self.spec.transform
+            takes = f"{dof} number{'s' * (dof != 1)}"
+            if t.kind == "tps" and t.points is not None:
+                takes = f"2 × {t.points[0] * t.points[1]} control points = {dof} numbers (x, y)"
             self.diag(
                 f"the head ends in {format_shape(out)} outputs, but"
-                f" {_article(self.spec.transform.kind)} {self.spec.transform.kind}"
-                f" transform takes {dof} numbers",
+                f" {_article(t.kind)} {t.kind} transform takes {takes}",
                 pos,
                 f"end the head with 'fc {dof}'",
                 code="head",

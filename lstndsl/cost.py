@@ -26,8 +26,8 @@ ResNet-18) come out exactly. So they are MACs, not FLOPs.
   element, the window being input H//output H × input W//output W;
 - leaky ReLU: 1 per element;
 - ReLU, ReLU6, every other activation, max pooling, dropout, flatten: 0;
-- `affine_grid`, `grid_sample` and tensor arithmetic: 0 (functions, not modules: thop never
-  sees them).
+- `affine_grid`, a projective or TPS grid, `grid_sample` and tensor arithmetic: 0
+  (functions, not modules: thop never sees them).
 The thop package now on PyPI (0.1.1) differs: it drops the convolution's bias term and counts an
 affine batch norm as 4 per element (tests/test_cost.py pins both differences).
 
@@ -41,6 +41,10 @@ affine batch norm as 4 per element (tests/test_cost.py pins both differences).
 - flatten, dropout (identity at inference), identity: 0;
 - `affine_grid`: 6 per output pixel (x' and y' are each a·x + b·y + c);
 - projective grid: 11 per output pixel (a 3×3 matrix times (x, y, 1): 9; two divisions);
+- TPS grid (`tps N`, `tps RxC`): 2·N per output pixel, N = the control points: the module
+  precomputes the (H·W)×N matrix (each pixel's kernel values r² log r² and affine part times
+  the inverse of the TPS system, for the base points) as a buffer, so the grid is one
+  (H·W)×N by N×2 product per image; a rotation's grid is `affine_grid`'s;
 - `grid_sample`, bilinear: 8 per output pixel (unnormalize x and y: 2; fractional parts: 2; the
   four corner weights: 4) and 4 per output element (pixel × channel: the four weighted taps);
   nearest: 2 per pixel, 0 per element; bicubic: 26 per pixel (unnormalize: 2; four cubic
@@ -124,7 +128,7 @@ PTFLOPS_DIFFERENCES: dict[str, str] = {
     "sampler": "the sampler hook is ours: a difference here is a bug",
 }
 
-GRID_KINDS = ("affine_grid", "projective_grid")
+GRID_KINDS = ("affine_grid", "projective_grid", "tps_grid")
 #: activations ptflops 0.7.5 prices (1 per element)
 PTFLOPS_ACTIVATIONS = frozenset({"relu", "prelu", "elu", "leakyrelu", "relu6", "gelu"})
 POOL_KINDS = frozenset({"maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool"})
@@ -158,6 +162,8 @@ class Op:
     """ptflops prices this exact module class (False for e.g. subclasses it does not list)."""
     name: str = ""
     """Where it is: a module path or a spec row, for listings."""
+    points: int = 0
+    """tps_grid: the number of control points N (rows × columns)."""
 
 
 def _numel(shape: Shape) -> int:
@@ -168,7 +174,24 @@ def _pixels(shape: Shape) -> int:
     return _numel(shape[1:]) if len(shape) == 3 else _numel(shape)
 
 
+def tps_grid_macs(points: int, output: Shape) -> int:
+    """The `full` price of a TPS grid for one image: the (H·W)×N by N×2 product that maps the
+    N predicted control points to every output pixel (the (H·W)×N matrix, the base points'
+    kernel and affine part times the inverse of the TPS system, is precomputed as a buffer):
+    H·W·N·2 MACs."""
+    return _pixels(output) * points * 2
+
+
+def tps_grid_op(points: int, image: Shape, name: str = "grid") -> Op:
+    """The TPS grid generator as an Op (N control points, output of `image`'s size), for the
+    torch-side counter to price a TPS sampler by these rules (thop: free; full and our ptflops
+    hook: `tps_grid_macs`)."""
+    return Op(kind="tps_grid", input=image, output=image, name=name, points=points)
+
+
 def _sampler(op: Op) -> int:
+    if op.kind == "tps_grid":
+        return tps_grid_macs(op.points, op.output)
     if op.kind in GRID_KINDS:
         return _GRID_RULES[op.kind] * _pixels(op.output)
     per_pixel, per_element = _SAMPLE_RULES[op.mode]
@@ -262,9 +285,14 @@ def layer_op(r: check.LayerResult, name: str = "") -> Op:
 
 def sampler_ops(transform: ir.Transform, sampler: ir.Sampler, image: Shape) -> list[Op]:
     """The grid generator and the sampler for an image of (C, H, W): both output that size."""
-    grid = "projective_grid" if transform.kind == "projective" else "affine_grid"
+    if transform.kind == "tps":
+        assert transform.points is not None
+        grid = tps_grid_op(transform.points[0] * transform.points[1], image)
+    else:  # rotation, translation and similarity are affine matrices: affine_grid
+        kind = "projective_grid" if transform.kind == "projective" else "affine_grid"
+        grid = Op(kind=kind, input=image, output=image, name="grid")
     return [
-        Op(kind=grid, input=image, output=image, name="grid"),
+        grid,
         Op(kind="grid_sample", input=image, output=image, mode=sampler.mode, name="sampler"),
     ]
 

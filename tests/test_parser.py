@@ -566,3 +566,93 @@ def test_errors_carry_the_source_for_the_caret() -> None:
         "    5 | | Cnv | | | |",
         "      |   ^~~",
     ]
+
+
+# --- placement (`at:`) and the rotation and tps transform kinds --------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "at"),
+    [
+        ("input", "input"),
+        ("Input", "input"),
+        ("layer2", "layer2"),
+        ("features.3", "features.3"),
+        ("stages.1", "stages.1"),
+        ("blocks.2.1", "blocks.2.1"),
+    ],
+)
+def test_at_header_names_the_place(written: str, at: str) -> None:
+    spec = spec_of("| ReLU | | | |\n", HEADER + f"at: {written}\n")
+    assert spec.at == at
+    assert spec.at_pos is not None and (spec.at_pos.line, spec.at_pos.column) == (3, 5)
+
+
+def test_at_defaults_to_the_input() -> None:
+    spec = spec_of("| ReLU | | | |\n")
+    assert spec.at == "input" and spec.at_pos is None
+
+
+@pytest.mark.parametrize("written", ["layer 2", "layer2, layer3", "3x3"])
+def test_at_header_that_names_no_module_is_an_error_at_its_value(written: str) -> None:
+    d = one_error(HEADER + f"at: {written}\n" + TABLE + "| ReLU | | | |\n")
+    assert (d.line, d.column, d.code) == (3, 5, "bad-header")
+    assert "at: layer2" in d.hint
+
+
+@pytest.mark.parametrize(
+    ("written", "points", "dof"),
+    [
+        ("tps 20", (2, 10), 40),
+        ("TPS 4", (2, 2), 8),
+        ("tps 4x4", (4, 4), 32),
+        ("thin plate spline 3x5", (3, 5), 30),
+        ("tps 20, translation 0.5", (2, 10), 40),
+    ],
+)
+def test_tps_control_points(written: str, points: tuple[int, int], dof: int) -> None:
+    spec = spec_of("| ReLU | | | |\n", HEADER + f"transform: {written}\n")
+    assert spec.transform.kind == "tps" and spec.transform.points == points
+    assert spec.transform.dof == dof
+
+
+def test_rotation_with_and_without_an_angle_bound() -> None:
+    spec = spec_of("| ReLU | | | |\n", HEADER + "transform: rotation\n")
+    assert spec.transform.kind == "rotation" and spec.transform.dof == 1
+    assert spec.transform.angle is None
+    bounded = spec_of("| ReLU | | | |\n", HEADER + "transform: rotation, angle 45\n")
+    assert bounded.transform.angle == 45.0
+
+
+@pytest.mark.parametrize(
+    ("written", "column", "message", "hint"),
+    [
+        ("tps 21", 12, "must be even", "'tps 20' or 'tps 22'"),
+        ("tps 2", 12, "at least 4 control points", "'tps 4'"),
+        ("tps 4x1", 12, "at least 2 control points per side", "'tps 4x2'"),
+        ("tps", 12, "tps takes its control points", "'tps 20'"),
+        ("tps 20, scale 0.5..2", 20, "does not apply to a tps transform", "translation B"),
+        ("rotation, scale 0.5..2", 22, "does not apply to a rotation transform", "remove it"),
+        ("rotation, translation 0.5", 22, "does not apply to a rotation", "similarity"),
+        ("affine, angle 30", 20, "does not apply to an affine transform", "rotation, angle 45"),
+        ("similarity, affine", 24, "sets the kind again", "it was set by 'similarity'"),
+    ],
+)
+def test_transform_errors_at_the_cell_with_the_fix(
+    written: str, column: int, message: str, hint: str
+) -> None:
+    d = one_error(HEADER + f"transform: {written}\n" + TABLE + "| ReLU | | | |\n")
+    assert (d.line, d.column) == (3, column)
+    assert message in d.message and hint in d.hint
+
+
+def test_transform_did_you_mean_has_one_spelling_per_kind_and_lists_kinds_once() -> None:
+    d = one_error(HEADER + "transform: rotaton\n" + TABLE + "| ReLU | | | |\n")
+    assert d.hint == "did you mean 'rotation'?"
+    d = one_error(HEADER + "transform: zzz\n" + TABLE + "| ReLU | | | |\n")
+    kinds = d.hint.split(";")[0]
+    assert kinds == (
+        "expected one of: transform kinds affine, translation, similarity, projective,"
+        " rotation, tps N"
+    )
+    assert "scale" not in kinds
