@@ -130,6 +130,8 @@ class Entry:
     `BatchNorm2d(4)`."""
     attach: bool = False
     """May follow another layer in the same row (`Conv, BN, ReLU`)."""
+    norm: bool = False
+    """A normalization: the header's activation goes after it (conv -> BN -> act -> pool)."""
 
     def vocabulary(self) -> dict[str, tuple[str, Any]]:
         return {normalize(k): v for k, v in self.options.items()}
@@ -403,6 +405,7 @@ _ENTRIES: list[Entry] = [
         expects=lambda layer: layer.num_features,
         describe=_bn_describe,
         attach=True,
+        norm=True,
     ),
     Entry(
         kind="dropout",
@@ -498,6 +501,45 @@ CATALOG: dict[str, Entry] = {e.kind: e for e in _ENTRIES}
 
 #: normalized spec word -> kind
 KIND_WORDS: dict[str, str] = {normalize(w): e.kind for e in _ENTRIES for w in (e.kind, *e.words)}
+
+
+#: torch layers (normalized names) a spec may name but lstndsl has no kind for: the did-you-mean
+#: must not offer another layer for them (`Dropout2d` is not `Dropout`)
+NOT_SUPPORTED: frozenset[str] = frozenset(
+    normalize(w)
+    for w in [
+        "conv1d",
+        "conv3d",
+        "convtranspose2d",
+        "deconv",
+        "deconvolution",
+        "maxpool1d",
+        "maxpool3d",
+        "avgpool1d",
+        "avgpool3d",
+        "adaptivemaxpool2d",
+        "batchnorm3d",
+        "layernorm",
+        "groupnorm",
+        "instancenorm",
+        "instancenorm2d",
+        "dropout1d",
+        "dropout2d",
+        "dropout3d",
+        "alphadropout",
+        "localresponsenorm",
+        "lrn",
+        "upsample",
+        "pixelshuffle",
+        "embedding",
+        "lstm",
+        "gru",
+        "rnn",
+        "softmax",
+        "logsoftmax",
+        "softmin",
+    ]
+)
 
 
 def entry(layer: Any) -> Entry:

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from lstndsl import catalog, ir
 from lstndsl.errors import Diagnostic, SpecInputError, did_you_mean
+from lstndsl.numbers import number_errors
 from lstndsl.parser import Atom, Document, Header, Item, RawCell, RawRow
 
 #: header keys (normalized) -> canonical key
@@ -230,6 +231,9 @@ class _Builder:
                 continue
             if option is not None:
                 self._not_applicable(item, option[0], layers)
+            elif self._not_supported(words, item, where):
+                if not layers:
+                    return []
             else:
                 phrase = " ".join(a.text for a in words)
                 kind_words = [w for e in catalog.CATALOG.values() for w in e.words]
@@ -257,6 +261,20 @@ class _Builder:
                 return []
             built.append(layer)
         return built
+
+    def _not_supported(self, words: list[Atom], item: Item, where: str) -> bool:
+        """A torch layer lstndsl has no kind for: say so, and suggest no other layer."""
+        for n in range(len(words), 0, -1):
+            phrase = " ".join(a.text for a in words[:n])
+            if catalog.normalize(phrase) in catalog.NOT_SUPPORTED:
+                self.error(
+                    f"'{phrase}' is a torch layer lstndsl has no {where} kind for",
+                    item.pos,
+                    f"layer words: {_layer_words()}",
+                    code="unknown-word",
+                )
+                return True
+        return False
 
     def _joined(self, item: Item, values: list[Atom]) -> bool:
         """Report `Conv relu` or `stride 2 padding 1`: a layer or option word among the values
@@ -790,9 +808,11 @@ class _Builder:
         params = self.params(cells["params"]) if "params" in cells else None
         named_act = any(catalog.is_activation(layer.kind) for layer in layers)
         if default_act is not None and layers[0].kind in {"conv", "linear"} and not named_act:
-            at = len(layers)
-            while at > 1 and layers[at - 1].kind == "dropout":
-                at -= 1
+            # where people put it: right after the weighted layer and its norm, before any
+            # pooling or dropout (conv -> BN -> act -> pool)
+            at = 1
+            while at < len(layers) and catalog.CATALOG[layers[at].kind].norm:
+                at += 1
             layers.insert(at, default_act.model_copy(update={"pos": None}))
         output = None
         if out is not None:
@@ -818,6 +838,18 @@ class _Builder:
                 " then a table | Type | Filter Shape | Output Shape | Parameters |",
                 code="empty",
             )
+            return None
+        params_column = next(
+            (
+                i
+                for i, c in enumerate(self.doc.rows[0].cells if self.doc.rows else ())
+                if COLUMNS.get(catalog.normalize(c.text)) == "params"
+            ),
+            None,
+        )
+        bad_numbers = number_errors(self.doc, params_column)
+        if bad_numbers:  # nothing below may convert them (a 100,000-digit int raises)
+            self.diags += bad_numbers
             return None
         seen: dict[str, Header] = {}
         keys = sorted(set(HEADER_KEYS.values()))

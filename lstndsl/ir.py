@@ -312,6 +312,8 @@ class Transform(_Node):
             raise ValueError(f"cannot bound the scale of a {kind} transform")
         lo, hi = value
         shown = f"{lo:g}..{hi:g}"
+        if lo > hi:
+            raise ValueError(f"range {shown} is inverted: write 'scale {hi:g}..{lo:g}'")
         if lo <= 0:
             raise ValueError(f"range {shown} must start above 0 (a scale is positive)")
         if not lo < 1 < hi:
