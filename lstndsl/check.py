@@ -342,7 +342,7 @@ class _Walker:
                 f"end the head with 'fc {dof}'",
                 code="head",
             )
-        elif last is not None and last.kind != "linear":
+        elif last is not None and not isinstance(last, ir.Linear):
             # the compiler starts θ at the identity in the last linear layer's bias
             self.diag(
                 "the head must end in a linear layer: θ starts at the identity transform in"
@@ -390,32 +390,35 @@ class _Walker:
         flush()
 
     def dead_biases(self) -> None:
-        """A bias right before a batch norm is cancelled by it (the norm subtracts the mean),
-        so it never gets a gradient: one warning for the whole net, at the first one."""
+        """A bias right before a batch norm (or an instance norm) is cancelled by it (the norm
+        subtracts the mean), so it never gets a gradient: one warning for the whole net, at the
+        first one."""
         results = [(r, row.row.pos.line) for row in self.rows for r in row.layers]
         results += [(r, 0) for r in self.head]
         dead = [
-            (r, line)
+            (r, line, after)
             for (r, line), (after, _) in itertools.pairwise(results)
-            if r.layer.kind in {"conv", "linear"}
+            if catalog.entry(r.layer).weighted
             and r.layer.bias
-            and after.layer.kind == "batchnorm"
+            and catalog.entry(after.layer).cancels_bias
         ]
         if not dead:
             return
         count = sum(
             r.layer.out_channels if r.layer.kind == "conv" else r.layer.out_features
-            for r, _ in dead
+            for r, _, _ in dead
         )
-        first, line = dead[0]
+        first, line, _ = dead[0]
         where = f"line {line}" if line else "the head"
         word = catalog.canonical_word(first.layer.kind)
+        kinds = {after.layer.kind for _, _, after in dead}
+        norm = "batch norm" if kinds == {"batchnorm"} else "norm"
         if len(dead) == 1:
-            what = f"the {word} bias at {where} is cancelled by the batch norm right after it"
+            what = f"the {word} bias at {where} is cancelled by the {norm} right after it"
         else:
             what = (
                 f"{len(dead)} biases (the first a {word} bias at {where}) are cancelled by the"
-                " batch norm right after each"
+                f" {norm} right after each"
             )
         self.diag(
             f"{what} (it subtracts the mean): {count} parameters that never learn",

@@ -807,7 +807,8 @@ class _Builder:
             out = None
         params = self.params(cells["params"]) if "params" in cells else None
         named_act = any(catalog.is_activation(layer.kind) for layer in layers)
-        if default_act is not None and layers[0].kind in {"conv", "linear"} and not named_act:
+        weighted = catalog.CATALOG[layers[0].kind].weighted
+        if default_act is not None and weighted and not named_act:
             # where people put it: right after the weighted layer and its norm, before any
             # pooling or dropout (conv -> BN -> act -> pool)
             at = 1

@@ -554,7 +554,7 @@ def test_hints_say_what_would_fit() -> None:
     d = one_error(HEADER + TABLE + "| Conv 5 | 3x3x3x4 | | |\n")
     assert d.hint == "the Type cell says 5×5, the Filter Shape 3×3"
     d = one_error(HEADER + TABLE + "| Max pool, groups 2 | 2x2 | | |\n")
-    assert d.hint == "it is an option of Conv"
+    assert d.hint == "it is an option of Conv, Group norm"
     d = one_error(HEADER.replace("flatten", "flaten") + TABLE)
     assert d.hint == "did you mean 'Flatten'?"
     d = one_error("inptu: 3\nhead: fc 6\n" + TABLE)
