@@ -4,7 +4,7 @@ Pure Python (no torch): `lstndsl check` must stay instant, and these formulas ar
 three witnesses of every number (the spec declares, the catalog infers, torch confirms).
 
 Each kind has one name, the IR tag (`ir.py`), used again by the compiler's builder. Adding a
-kind is an IR class (ir.py) plus an `Entry` (kinds.py) plus a row in
+kind is an IR class (ir.py) plus an `Entry` (kinds.py or kinds_norm.py) plus a row in
 tests/fixtures/good/every-kind.spec; the grammar never changes, because layer words are data
 (`Entry.words`), and the compiler builds and emits the torch op the entry describes.
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lstndsl import ir
+from lstndsl import ir, kinds, kinds_norm
 from lstndsl.entry import (
     Cost,
     Entry,
@@ -32,7 +32,6 @@ from lstndsl.entry import (
     normalize,
     window_out,
 )
-from lstndsl.kinds import ENTRIES
 
 __all__ = [
     "CATALOG",
@@ -51,6 +50,8 @@ __all__ = [
     "torch_op",
     "window_out",
 ]
+
+ENTRIES: list[Entry] = [*kinds.ENTRIES, *kinds_norm.ENTRIES]
 
 #: kind -> entry
 CATALOG: dict[str, Entry] = {e.kind: e for e in ENTRIES}

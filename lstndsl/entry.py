@@ -90,6 +90,21 @@ def windowed(
     return out[0], out[1]
 
 
+def same_shape(layer: Any, shape: Shape) -> tuple[Any, Shape]:
+    """A resolver for kinds that keep the shape and have nothing to fill in."""
+    return layer, shape
+
+
+def plain(cls: str) -> Callable[[Any, Shape], TorchOp]:
+    """The torch op of a kind without arguments: `nn.ReLU()`."""
+    return lambda layer, shape: TorchOp(cls)
+
+
+def named(name: str) -> Callable[[Any, Shape], str]:
+    """How messages name a kind without arguments: `ReLU()`."""
+    return lambda layer, shape: f"{name}()"
+
+
 # --- the torch op, as data ------------------------------------------------------------------
 
 

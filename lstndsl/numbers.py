@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 
+from lstndsl.document import Atom, Document, Item
 from lstndsl.errors import Diagnostic
-from lstndsl.parser import Atom, Document, Item
 
 FLOAT32_MAX = 3.4028234663852886e38
 FLOAT32_TINY = 1.1754943508222875e-38
