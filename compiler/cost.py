@@ -31,31 +31,15 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from compiler.stn import GridSampler, SpatialTransformer, STNModel, compiled
-from lstndsl import check
+from lstndsl import catalog, check
 from lstndsl import cost as rules
 from lstndsl.cost import Op
 from lstndsl.ir import Shape
 
-_ACTIVATIONS: dict[type[nn.Module], str] = {
-    nn.ReLU: "relu",
-    nn.ReLU6: "relu6",
-    nn.SELU: "selu",
-    nn.GELU: "gelu",
-    nn.SiLU: "silu",
-    nn.Mish: "mish",
-    nn.Sigmoid: "sigmoid",
-    nn.Tanh: "tanh",
-    nn.Hardswish: "hardswish",
-    nn.Hardsigmoid: "hardsigmoid",
-    nn.Softplus: "softplus",
-    nn.LeakyReLU: "leakyrelu",
-    nn.ELU: "elu",
-    nn.PReLU: "prelu",
-}
-_FREE: dict[type[nn.Module], str] = {
-    nn.Identity: "identity",
-    nn.Flatten: "flatten",
-    nn.Dropout: "dropout",
+#: torch classes whose cost the catalog entry reads off the module (activations, the norms
+#: other than batch norm, dropout, flatten, identity), from the catalog: class -> kind
+_BY_CLASS: dict[type[nn.Module], str] = {
+    getattr(nn, name): kind for name, kind in catalog.TORCH_CLASS_KINDS.items()
 }
 _PRICED: tuple[type[nn.Module], ...] = (
     nn.modules.conv._ConvNd,
@@ -66,9 +50,18 @@ _PRICED: tuple[type[nn.Module], ...] = (
     nn.modules.pooling._AdaptiveAvgPoolNd,
     nn.modules.pooling._AdaptiveMaxPoolNd,
     GridSampler,
-    *_ACTIVATIONS,
-    *_FREE,
+    *_BY_CLASS,
 )
+
+
+def _catalog_kind(module: nn.Module) -> str | None:
+    """The catalog kind of a module whose class (or a torch base class of it) the catalog
+    prices by reading the module."""
+    for cls in type(module).__mro__:
+        if cls in _BY_CLASS:
+            return _BY_CLASS[cls]
+    return None
+
 
 # tensor arithmetic outside priced modules, by function name
 _ELEMENTWISE = frozenset(
@@ -129,9 +122,6 @@ def module_ops(module: nn.Module, args: tuple[Any, ...], y: Any, name: str = "")
         )
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return op("batchnorm", {"norm": _numel(i)}, affine=bool(module.affine))
-    for cls, kind in _ACTIVATIONS.items():
-        if isinstance(module, cls):
-            return op(kind, {"act": _numel(o)})
     if isinstance(module, nn.modules.pooling._MaxPoolNd | nn.modules.pooling._AvgPoolNd):
         k: Any = module.kernel_size
         window = int(math.prod(k)) if isinstance(k, tuple) else int(k) ** (len(i) - 1)
@@ -141,9 +131,12 @@ def module_ops(module: nn.Module, args: tuple[Any, ...], y: Any, name: str = "")
         return op("adaptiveavgpool", {"pool": _numel(i)})
     if isinstance(module, nn.modules.pooling._AdaptiveMaxPoolNd):
         return op("adaptivemaxpool", {"pool": _numel(i)})
-    for cls, free in _FREE.items():
-        if isinstance(module, cls):
-            return op(free, {})
+    kind = _catalog_kind(module)
+    if kind is not None:
+        entry = catalog.CATALOG[kind]
+        assert entry.torch_cost is not None
+        affine = getattr(module, "affine", getattr(module, "elementwise_affine", True))
+        return op(kind, entry.torch_cost(module, i, o), affine=bool(affine))
     return op("other", {})
 
 

@@ -18,6 +18,7 @@ code or fused layers (compiler/fuse.py works on the emitted module as on any oth
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from compiler import transforms
 from compiler.build import InputSize, analyze_for_build, build_stn
 from compiler.stn import SpatialTransformer
-from lstndsl import check, ir
+from lstndsl import catalog, check, ir
 from lstndsl.check import LayerResult
 from lstndsl.ir import format_shape
 
@@ -36,81 +37,33 @@ Emitter = Callable[[Any, LayerResult], tuple[str, list[str]]]
 """(resolved layer, its result) -> (torch.nn class name, constructor arguments)."""
 
 
-def _pair(value: tuple[int, int]) -> str:
-    return str(value[0]) if value[0] == value[1] else f"({value[0]}, {value[1]})"
+def literal(value: Any) -> str:
+    """A Python literal for a torch argument, as ruff format would write it: a pair of equal
+    sizes as one number (torch accepts 3 for (3, 3)), strings in double quotes."""
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return literal(value[0])
+    if isinstance(value, tuple):
+        return "(" + ", ".join(literal(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
 
 
-def _options(layer: Any, defaults: dict[str, Any]) -> list[str]:
-    """`name=value` for each field that differs from torch's default, in the given order."""
-    out = []
-    for field, default in defaults.items():
-        value = getattr(layer, field)
-        if value == default:
-            continue
-        text = _pair(value) if isinstance(value, tuple) else repr(value)
-        out.append(f"{field}={text}")
-    return out
+def emit_op(op: catalog.TorchOp) -> tuple[str, list[str]]:
+    """(torch.nn class name, constructor arguments as source text) of an op: the same op
+    compiler/layers.py builds, leaving out keyword arguments at torch's defaults."""
+    args = [literal(a) for a in op.args]
+    return op.cls, args + [f"{k}={literal(v)}" for k, v in op.shown_kwargs()]
 
 
-def _conv(layer: Any, r: LayerResult) -> tuple[str, list[str]]:
-    args = [str(layer.in_channels), str(layer.out_channels), f"kernel_size={_pair(layer.kernel)}"]
-    defaults = {"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1, "bias": True}
-    return "Conv2d", args + _options(layer, defaults)
-
-
-def _maxpool(layer: Any, r: LayerResult) -> tuple[str, list[str]]:
-    args = [_pair(layer.kernel), f"stride={_pair(layer.stride)}"]
-    defaults = {"padding": (0, 0), "dilation": (1, 1), "ceil_mode": False}
-    return "MaxPool2d", args + _options(layer, defaults)
-
-
-def _avgpool(layer: Any, r: LayerResult) -> tuple[str, list[str]]:
-    args = [_pair(layer.kernel), f"stride={_pair(layer.stride)}"]
-    defaults = {"padding": (0, 0), "ceil_mode": False, "count_include_pad": True}
-    return "AvgPool2d", args + _options(layer, defaults)
-
-
-def _batchnorm(layer: Any, r: LayerResult) -> tuple[str, list[str]]:
-    cls = "BatchNorm2d" if len(r.input) == 3 else "BatchNorm1d"
-    defaults = {"eps": 1e-5, "momentum": 0.1, "affine": True}
-    return cls, [str(layer.num_features), *_options(layer, defaults)]
-
-
-def _linear(layer: Any, r: LayerResult) -> tuple[str, list[str]]:
-    args = [str(layer.in_features), str(layer.out_features)]
-    return "Linear", args + _options(layer, {"bias": True})
-
-
-def _plain(cls: str) -> Emitter:
-    return lambda layer, r: (cls, [])
+def _from_catalog(layer: Any, r: LayerResult) -> tuple[str, list[str]]:
+    return emit_op(catalog.torch_op(layer, r.input))
 
 
 #: one emitter per layer kind; its keys are the catalog's kinds and compiler.layers.BUILDERS'
-EMITTERS: dict[str, Emitter] = {
-    "conv": _conv,
-    "maxpool": _maxpool,
-    "avgpool": _avgpool,
-    "adaptiveavgpool": lambda layer, r: ("AdaptiveAvgPool2d", [_pair(layer.output)]),
-    "batchnorm": _batchnorm,
-    "dropout": lambda layer, r: ("Dropout", [repr(layer.p)]),
-    "linear": _linear,
-    "flatten": _plain("Flatten"),
-    "relu": _plain("ReLU"),
-    "relu6": _plain("ReLU6"),
-    "selu": _plain("SELU"),
-    "gelu": _plain("GELU"),
-    "silu": _plain("SiLU"),
-    "mish": _plain("Mish"),
-    "sigmoid": _plain("Sigmoid"),
-    "tanh": _plain("Tanh"),
-    "hardswish": _plain("Hardswish"),
-    "hardsigmoid": _plain("Hardsigmoid"),
-    "softplus": _plain("Softplus"),
-    "identity": _plain("Identity"),
-    "leakyrelu": lambda layer, r: ("LeakyReLU", [repr(layer.negative_slope)]),
-    "elu": lambda layer, r: ("ELU", [repr(layer.alpha)]),
-    "prelu": lambda layer, r: ("PReLU", [str(layer.num_parameters)]),
-}
+EMITTERS: dict[str, Emitter] = dict.fromkeys(catalog.CATALOG, _from_catalog)
 
 
 # --- layout --------------------------------------------------------------------------------

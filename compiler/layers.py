@@ -1,8 +1,11 @@
-"""Layer builders: one per catalog kind, from a resolved layer to a torch module.
+"""Layer builders: a resolved layer to a torch module, from the torch op its catalog entry
+describes as data (`lstndsl.entry.TorchOp`): `getattr(nn, op.cls)(*op.args, **op.kwargs)`.
 
-The builder's key is the layer's one name (the IR tag, the catalog key); a completeness test
-asserts the three sets are equal. Builders receive `check.LayerResult`s, whose every field is
-already resolved by the catalog, so nothing here infers a shape.
+`BUILDERS` has one builder per catalog kind (the IR tag, the catalog key; a completeness test
+asserts the sets are equal); every one is the same generic builder, so a new kind needs no code
+here, and compiler/emit.py writes the same op as source text. Builders receive
+`check.LayerResult`s, whose every field is already resolved by the catalog, so nothing here
+infers a shape.
 """
 
 from __future__ import annotations
@@ -12,66 +15,23 @@ from typing import Any
 
 from torch import nn
 
+from lstndsl import catalog
 from lstndsl.check import LayerResult
 
 Builder = Callable[[Any, LayerResult], nn.Module]
 
 
-def _conv(layer: Any, r: LayerResult) -> nn.Module:
-    return nn.Conv2d(
-        layer.in_channels,
-        layer.out_channels,
-        layer.kernel,
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-        groups=layer.groups,
-        bias=layer.bias,
-    )
+def build_op(op: catalog.TorchOp) -> nn.Module:
+    """The torch module an op describes."""
+    module: nn.Module = getattr(nn, op.cls)(*op.args, **dict(op.kwargs))
+    return module
 
 
-def _batchnorm(layer: Any, r: LayerResult) -> nn.Module:
-    cls = nn.BatchNorm2d if len(r.input) == 3 else nn.BatchNorm1d
-    return cls(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine)
+def _from_catalog(layer: Any, r: LayerResult) -> nn.Module:
+    return build_op(catalog.torch_op(layer, r.input))
 
 
-BUILDERS: dict[str, Builder] = {
-    "conv": _conv,
-    "maxpool": lambda layer, r: nn.MaxPool2d(
-        layer.kernel,
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-        ceil_mode=layer.ceil_mode,
-    ),
-    "avgpool": lambda layer, r: nn.AvgPool2d(
-        layer.kernel,
-        stride=layer.stride,
-        padding=layer.padding,
-        ceil_mode=layer.ceil_mode,
-        count_include_pad=layer.count_include_pad,
-    ),
-    "adaptiveavgpool": lambda layer, r: nn.AdaptiveAvgPool2d(layer.output),
-    "batchnorm": _batchnorm,
-    "dropout": lambda layer, r: nn.Dropout(layer.p),
-    "linear": lambda layer, r: nn.Linear(layer.in_features, layer.out_features, bias=layer.bias),
-    "flatten": lambda layer, r: nn.Flatten(),
-    "relu": lambda layer, r: nn.ReLU(),
-    "relu6": lambda layer, r: nn.ReLU6(),
-    "selu": lambda layer, r: nn.SELU(),
-    "gelu": lambda layer, r: nn.GELU(),
-    "silu": lambda layer, r: nn.SiLU(),
-    "mish": lambda layer, r: nn.Mish(),
-    "sigmoid": lambda layer, r: nn.Sigmoid(),
-    "tanh": lambda layer, r: nn.Tanh(),
-    "hardswish": lambda layer, r: nn.Hardswish(),
-    "hardsigmoid": lambda layer, r: nn.Hardsigmoid(),
-    "softplus": lambda layer, r: nn.Softplus(),
-    "identity": lambda layer, r: nn.Identity(),
-    "leakyrelu": lambda layer, r: nn.LeakyReLU(layer.negative_slope),
-    "elu": lambda layer, r: nn.ELU(layer.alpha),
-    "prelu": lambda layer, r: nn.PReLU(layer.num_parameters),
-}
+BUILDERS: dict[str, Builder] = dict.fromkeys(catalog.CATALOG, _from_catalog)
 
 
 def build_layer(r: LayerResult) -> nn.Module:

@@ -15,130 +15,19 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from lstndsl import catalog, ir
-from lstndsl.errors import Diagnostic, Severity, SpecCheckError
+from lstndsl.errors import Diagnostic, Severity
+from lstndsl.fixes import params_fix, shape_fix, terms
 from lstndsl.ir import Shape, format_shape
+from lstndsl.results import Analysis, LayerResult, RowResult
 
-
-@dataclass(frozen=True)
-class LayerResult:
-    """One layer, resolved (every field filled), with what goes in and out of it."""
-
-    layer: Any
-    input: Shape
-    output: Shape
-    params: int
-    cost: catalog.Cost
-
-    @property
-    def macs(self) -> int:
-        return self.cost.get("mac", 0)
-
-    @property
-    def name(self) -> str:
-        return catalog.entry(self.layer).describe(self.layer, self.input)
-
-
-@dataclass(frozen=True)
-class RowResult:
-    """One table row as inferred. `output` is the inferred shape (None if inference failed)."""
-
-    row: ir.Row
-    input: Shape
-    layers: tuple[LayerResult, ...]
-    output: Shape | None
-
-    @property
-    def params(self) -> int:
-        return sum(r.params for r in self.layers)
-
-    @property
-    def param_terms(self) -> tuple[int, ...]:
-        return tuple(r.params for r in self.layers if r.params)
-
-    @property
-    def macs(self) -> int:
-        return sum(r.macs for r in self.layers)
-
-    def cost(self) -> catalog.Cost:
-        return _sum_costs(r.cost for r in self.layers)
-
-
-@dataclass
-class Analysis:
-    spec: ir.Spec
-    input: Shape
-    """(C, H, W) the numbers below are inferred at."""
-    rows: list[RowResult] = field(default_factory=list)
-    head: list[LayerResult] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    complete: bool = True
-    """Every row and the head could be inferred."""
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return self.complete and not self.errors
-
-    @property
-    def localization_output(self) -> Shape:
-        return self.rows[-1].output or self.input if self.rows else self.input
-
-    @property
-    def params_localization(self) -> int:
-        return sum(r.params for r in self.rows)
-
-    @property
-    def params_head(self) -> int:
-        return sum(r.params for r in self.head)
-
-    @property
-    def params_total(self) -> int:
-        return self.params_localization + self.params_head
-
-    @property
-    def macs_localization(self) -> int:
-        return sum(r.macs for r in self.rows)
-
-    @property
-    def macs_head(self) -> int:
-        return sum(r.macs for r in self.head)
-
-    def layer_results(self) -> Iterator[LayerResult]:
-        """Every layer in order: the table's, then the head's."""
-        for row in self.rows:
-            yield from row.layers
-        yield from self.head
-
-    def raise_for_errors(self) -> None:
-        if self.errors:
-            raise SpecCheckError(self.diagnostics, self.spec.source)
-
-
-def _sum_costs(costs: Any) -> catalog.Cost:
-    total: catalog.Cost = {}
-    for c in costs:
-        for k, v in c.items():
-            total[k] = total.get(k, 0) + v
-    return total
+__all__ = ["Analysis", "LayerResult", "RowResult", "analyze", "check"]
 
 
 def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
-
-
-def _terms(terms: tuple[int, ...] | list[int]) -> str:
-    return "+".join(str(t) for t in terms) if terms else "0"
 
 
 class _Walker:
@@ -284,7 +173,7 @@ class _Walker:
         if len(declared) == 3 and len(out) == 3 and declared[0] != out[0]:
             hint = f"the row makes {out[0]} channels, not {declared[0]}"
         else:
-            fix = _shape_fix(layers, shape, declared)
+            fix = shape_fix(layers, shape, declared)
             if fix:
                 hint = f"declared {format_shape(declared)} fits {fix}"
         self.diag(message, row.output.pos, hint, code="shape")
@@ -296,8 +185,8 @@ class _Walker:
         inferred = result.param_terms
         if sum(declared) == result.params and (len(declared) == 1 or declared == inferred):
             return result.params
-        message = f"parameters: declared {_terms(declared)}, inferred {_terms(inferred)}"
-        hint, structural = _params_fix(row, result, declared, inferred)
+        message = f"parameters: declared {terms(declared)}, inferred {terms(inferred)}"
+        hint, structural = params_fix(row, result, declared, inferred)
         self.diag(message, row.params.pos, hint, code="params")
         return sum(declared) if structural else result.params
 
@@ -331,15 +220,18 @@ class _Walker:
         last = self.spec.head[-1] if self.spec.head else None
         pos = last.pos if last is not None and last.pos else self.spec.head_pos
         if out != (dof,):
+            t = self.spec.transform
+            takes = f"{dof} number{'s' * (dof != 1)}"
+            if t.kind == "tps" and t.points is not None:
+                takes = f"2 × {t.points[0] * t.points[1]} control points = {dof} numbers (x, y)"
             self.diag(
                 f"the head ends in {format_shape(out)} outputs, but"
-                f" {_article(self.spec.transform.kind)} {self.spec.transform.kind}"
-                f" transform takes {dof} numbers",
+                f" {_article(t.kind)} {t.kind} transform takes {takes}",
                 pos,
                 f"end the head with 'fc {dof}'",
                 code="head",
             )
-        elif last is not None and last.kind != "linear":
+        elif last is not None and not isinstance(last, ir.Linear):
             # the compiler starts θ at the identity in the last linear layer's bias
             self.diag(
                 "the head must end in a linear layer: θ starts at the identity transform in"
@@ -387,32 +279,35 @@ class _Walker:
         flush()
 
     def dead_biases(self) -> None:
-        """A bias right before a batch norm is cancelled by it (the norm subtracts the mean),
-        so it never gets a gradient: one warning for the whole net, at the first one."""
+        """A bias right before a batch norm (or an instance norm) is cancelled by it (the norm
+        subtracts the mean), so it never gets a gradient: one warning for the whole net, at the
+        first one."""
         results = [(r, row.row.pos.line) for row in self.rows for r in row.layers]
         results += [(r, 0) for r in self.head]
         dead = [
-            (r, line)
+            (r, line, after)
             for (r, line), (after, _) in itertools.pairwise(results)
-            if r.layer.kind in {"conv", "linear"}
+            if catalog.entry(r.layer).weighted
             and r.layer.bias
-            and after.layer.kind == "batchnorm"
+            and catalog.entry(after.layer).cancels_bias
         ]
         if not dead:
             return
         count = sum(
             r.layer.out_channels if r.layer.kind == "conv" else r.layer.out_features
-            for r, _ in dead
+            for r, _, _ in dead
         )
-        first, line = dead[0]
+        first, line, _ = dead[0]
         where = f"line {line}" if line else "the head"
         word = catalog.canonical_word(first.layer.kind)
+        kinds = {after.layer.kind for _, _, after in dead}
+        norm = "batch norm" if kinds == {"batchnorm"} else "norm"
         if len(dead) == 1:
-            what = f"the {word} bias at {where} is cancelled by the batch norm right after it"
+            what = f"the {word} bias at {where} is cancelled by the {norm} right after it"
         else:
             what = (
                 f"{len(dead)} biases (the first a {word} bias at {where}) are cancelled by the"
-                " batch norm right after each"
+                f" {norm} right after each"
             )
         self.diag(
             f"{what} (it subtracts the mean): {count} parameters that never learn",
@@ -431,108 +326,6 @@ class _Walker:
                 )
         for layer in self.spec.head:
             yield layer, layer.pos.line if layer.pos else 0
-
-
-_FIX_TRIES: tuple[tuple[str, Any], ...] = (
-    *(("padding", (p, p)) for p in range(0, 6)),
-    *(("stride", (s, s)) for s in range(1, 5)),
-    *(("dilation", (d, d)) for d in range(1, 4)),
-    ("ceil_mode", True),
-    ("ceil_mode", False),
-)
-
-
-def _fix_words(name: str, value: Any) -> str:
-    if name == "ceil_mode":
-        return "ceil mode" if value else "no ceil mode"
-    return f"{name} {value[0]}"
-
-
-def _shape_fix(layers: tuple[Any, ...], shape: Shape, declared: Shape) -> str | None:
-    """The smallest change to the row's primary layer that makes it output `declared`."""
-    primary = layers[0]
-    fields = type(primary).model_fields
-    singles = [(n, v) for n, v in _FIX_TRIES if n in fields and getattr(primary, n) != v]
-    pairs = [(a, b) for a, b in itertools.combinations(singles, 2) if a[0] != b[0]]
-    for changes in [[s] for s in singles] + [list(p) for p in pairs]:
-        candidate = primary.model_copy(update=dict(changes))
-        try:
-            out = _output_of((candidate, *layers[1:]), shape)
-        except catalog.InferError:
-            continue
-        if out == declared:
-            return " and ".join(_fix_words(n, v) for n, v in changes)
-    return None
-
-
-def _output_of(layers: tuple[Any, ...], shape: Shape) -> Shape:
-    for layer in layers:
-        _, shape = catalog.entry(layer).resolve(layer, shape)
-    return shape
-
-
-def _params_fix(
-    row: ir.Row, result: RowResult, declared: tuple[int, ...], inferred: tuple[int, ...]
-) -> tuple[str | None, bool]:
-    """(hint, structural): structural fixes change the Type cell, so the declared count stands."""
-    weighted = [r for r in result.layers if r.params]
-    channels = result.output[0] if result.output else 0
-    has_bn = any(r.layer.kind == "batchnorm" for r in result.layers)
-    bn = 2 * channels
-    # a batch norm the Type cell does not name
-    missing_bn = declared == (*inferred, bn) or (
-        len(declared) == 1 and declared[0] == sum(inferred) + bn
-    )
-    if not has_bn and channels and missing_bn:
-        norm = "BatchNorm2d" if result.output and len(result.output) == 3 else "BatchNorm1d"
-        return (
-            f"{_terms(declared)} implies a batch norm the Type cell does not name"
-            f" ({norm}({channels}) has {bn}): '{_with_bn(row)}' would fit",
-            True,
-        )
-    if len(declared) == len(inferred) and len(declared) > 1:
-        wrong = [(r, d) for r, d in zip(weighted, declared, strict=True) if r.params != d]
-        parts = []
-        structural = True
-        for r, d in wrong:
-            hint, is_structural = _term_fix(r, d)
-            parts.append(hint)
-            structural = structural and is_structural
-        return "; ".join(parts), structural
-    if len(declared) == 1 and len(weighted) == 1:
-        return _term_fix(weighted[0], declared[0])
-    if len(declared) == 1 and len(weighted) > 1 and declared[0] == weighted[0].params:
-        rest = " and ".join(r.name for r in weighted[1:])
-        return (
-            f"declared {declared[0]} counts the {weighted[0].name} only; with {rest}"
-            f" the row has {result.params} ({_terms(inferred)})",
-            False,
-        )
-    return None, False
-
-
-def _with_bn(row: ir.Row) -> str:
-    """The Type cell with '+ BN' where a batch norm goes: after the primary layer, before an
-    activation the cell names ('Conv + ReLU' -> 'Conv + BN + ReLU')."""
-    text, cell = row.type.text, row.type.pos
-    attached = [x.pos for x in row.layers[1:] if x.pos is not None and x.pos.line == cell.line]
-    if not attached:
-        return f"{text} + BN"
-    at = attached[0].column - cell.column
-    return f"{text[:at].rstrip(' +,;')} + BN + {text[at:]}"
-
-
-def _term_fix(r: LayerResult, declared: int) -> tuple[str, bool]:
-    layer = r.layer
-    if layer.kind in {"conv", "linear"} and layer.bias:
-        nobias = r.params - (layer.out_channels if layer.kind == "conv" else layer.out_features)
-        if declared == nobias:
-            return f"{declared} fits {r.name} without a bias ('no bias')", True
-    if layer.kind in {"conv", "linear"} and not layer.bias:
-        withbias = r.params + (layer.out_channels if layer.kind == "conv" else layer.out_features)
-        if declared == withbias:
-            return f"{declared} fits {r.name} with a bias", True
-    return f"{r.name} has {r.params} parameters, not {declared}", False
 
 
 def analyze(spec: ir.Spec, input_size: tuple[int, int] | None = None) -> Analysis:

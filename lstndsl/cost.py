@@ -7,7 +7,8 @@ FLOPs, where someone wants them, are about twice the `weights` category plus the
 never prints a MAC count as FLOPs.
 
 An `Op` is one operation to price: a catalog layer (kind and cost categories from
-`catalog.py`: `mac`, `bias`, `norm`, `act`, `pool`), the grid generator or the sampler (not
+`catalog.py`: `mac`, `bias`, `norm`, `act`, `pool`; each kind's thop and ptflops rules are
+its entry's, kinds.py, and are the ones written out below), the grid generator or the sampler (not
 layers, so priced here), elementwise tensor arithmetic between modules (`tensor`, found only by
 the torch-side counter in compiler/cost.py), or an unknown module (`other`, priced 0 and
 listed). The torch-side counter turns each module of a real network into the same `Op`s and
@@ -25,22 +26,30 @@ ResNet-18) come out exactly. So they are MACs, not FLOPs.
 - average pooling: 1 per output element; adaptive average pooling: (window area + 1) per output
   element, the window being input H//output H × input W//output W;
 - leaky ReLU: 1 per element;
-- ReLU, ReLU6, every other activation, max pooling, dropout, flatten: 0;
-- `affine_grid`, `grid_sample` and tensor arithmetic: 0 (functions, not modules: thop never
-  sees them).
+- layer norm and instance norm: 2 per element (as its batch norm rule); group norm: 0 (thop
+  has no rule for nn.GroupNorm);
+- ReLU, ReLU6, every other activation, max pooling, dropout (Dropout2d too), flatten: 0;
+- `affine_grid`, a projective or TPS grid, `grid_sample` and tensor arithmetic: 0
+  (functions, not modules: thop never sees them).
 The thop package now on PyPI (0.1.1) differs: it drops the convolution's bias term and counts an
 affine batch norm as 4 per element (tests/test_cost.py pins both differences).
 
 ## `full`: everything the network computes
 - convolution and linear: weight MACs, plus 1 per output element if it has a bias;
 - batch norm: 2 per element (inference: one scale and one shift per element);
+- layer, group and instance norm: 4 per element (they compute their statistics at inference:
+  a mean and a variance, 2; the normalization, 2), 6 with an affine γ, β;
 - activation: 1 per element (whatever the function);
 - max pooling: window area per output element (comparisons); average pooling: window area per
   output element (additions; the division is folded in); adaptive average pooling: 1 per input
   element;
-- flatten, dropout (identity at inference), identity: 0;
+- flatten, dropout and Dropout2d (identity at inference), identity: 0;
 - `affine_grid`: 6 per output pixel (x' and y' are each a·x + b·y + c);
 - projective grid: 11 per output pixel (a 3×3 matrix times (x, y, 1): 9; two divisions);
+- TPS grid (`tps N`, `tps RxC`): 2·N per output pixel, N = the control points: the module
+  precomputes the (H·W)×N matrix (each pixel's kernel values r² log r² and affine part times
+  the inverse of the TPS system, for the base points) as a buffer, so the grid is one
+  (H·W)×N by N×2 product per image; a rotation's grid is `affine_grid`'s;
 - `grid_sample`, bilinear: 8 per output pixel (unnormalize x and y: 2; fractional parts: 2; the
   four corner weights: 4) and 4 per output element (pixel × channel: the four weighted taps);
   nearest: 2 per pixel, 0 per element; bicubic: 26 per pixel (unnormalize: 2; four cubic
@@ -55,8 +64,10 @@ ptflops 0.7.5 (pytorch backend: per-module hooks; its counting of torch function
 off because it counts nn.ReLU and pooling twice, once per module and once per function), with a
 hook of ours that prices the grid and sampler by the `full` rules:
 - convolution and linear: weight MACs + 1 per output element for a bias;
-- batch norm: 2 per element (1 without affine parameters);
-- ReLU, PReLU, ELU, leaky ReLU, ReLU6, GELU: 1 per element; other activations: 0;
+- batch norm, group norm, instance norm: 2 per element (1 without affine parameters); layer
+  norm: 1 (its hook looks for an `affine` attribute; nn.LayerNorm calls it
+  `elementwise_affine`);
+- ReLU, PReLU, ELU, leaky ReLU, ReLU6, GELU: 1 per element; other activations, Dropout2d: 0;
 - every pooling: 1 per input element;
 - tensor arithmetic: 0; modules whose exact class it does not list: 0 (e.g. timm's
   BatchNormAct2d, a BatchNorm2d subclass).
@@ -74,7 +85,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from lstndsl import check, ir
+from lstndsl import catalog, check, ir
 from lstndsl.catalog import Cost
 from lstndsl.ir import Shape
 
@@ -94,7 +105,7 @@ LABELS: dict[str, str] = {
 CATEGORIES: dict[str, str] = {
     "weights": "convolution and linear weights",
     "bias": "bias additions",
-    "norm": "batch norm",
+    "norm": "normalization",
     "act": "activations",
     "pool": "pooling",
     "sampler": "grid and sampler",
@@ -109,7 +120,8 @@ THOP_DIFFERENCES: dict[str, str] = {
     " adaptive average pooling as window + 1 per output element",
     "sampler": "thop never sees affine_grid and grid_sample (functions, not modules)",
     "tensor": "thop never sees tensor arithmetic between modules (residual additions …)",
-    "norm": "thop gives batch norm the same 2 per element; a difference here is a bug",
+    "norm": "thop gives batch norm the same 2 per element; layer and instance norm 2 per"
+    " element and group norm 0, where full also counts their statistics",
     "weights": "thop counts the same weight MACs; a difference here is a bug",
 }
 
@@ -124,10 +136,7 @@ PTFLOPS_DIFFERENCES: dict[str, str] = {
     "sampler": "the sampler hook is ours: a difference here is a bug",
 }
 
-GRID_KINDS = ("affine_grid", "projective_grid")
-#: activations ptflops 0.7.5 prices (1 per element)
-PTFLOPS_ACTIVATIONS = frozenset({"relu", "prelu", "elu", "leakyrelu", "relu6", "gelu"})
-POOL_KINDS = frozenset({"maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool"})
+GRID_KINDS = ("affine_grid", "projective_grid", "tps_grid")
 
 # grid_sample: (per output pixel, per output element) in the full convention
 _SAMPLE_RULES: dict[str, tuple[int, int]] = {
@@ -158,6 +167,8 @@ class Op:
     """ptflops prices this exact module class (False for e.g. subclasses it does not list)."""
     name: str = ""
     """Where it is: a module path or a spec row, for listings."""
+    points: int = 0
+    """tps_grid: the number of control points N (rows × columns)."""
 
 
 def _numel(shape: Shape) -> int:
@@ -168,7 +179,24 @@ def _pixels(shape: Shape) -> int:
     return _numel(shape[1:]) if len(shape) == 3 else _numel(shape)
 
 
+def tps_grid_macs(points: int, output: Shape) -> int:
+    """The `full` price of a TPS grid for one image: the (H·W)×N by N×2 product that maps the
+    N predicted control points to every output pixel (the (H·W)×N matrix, the base points'
+    kernel and affine part times the inverse of the TPS system, is precomputed as a buffer):
+    H·W·N·2 MACs."""
+    return _pixels(output) * points * 2
+
+
+def tps_grid_op(points: int, image: Shape, name: str = "grid") -> Op:
+    """The TPS grid generator as an Op (N control points, output of `image`'s size), for the
+    torch-side counter to price a TPS sampler by these rules (thop: free; full and our ptflops
+    hook: `tps_grid_macs`)."""
+    return Op(kind="tps_grid", input=image, output=image, name=name, points=points)
+
+
 def _sampler(op: Op) -> int:
+    if op.kind == "tps_grid":
+        return tps_grid_macs(op.points, op.output)
     if op.kind in GRID_KINDS:
         return _GRID_RULES[op.kind] * _pixels(op.output)
     per_pixel, per_element = _SAMPLE_RULES[op.mode]
@@ -190,38 +218,19 @@ def _full(op: Op) -> Cost:
 
 
 def _thop(op: Op) -> Cost:
-    c, kind = op.cost, op.kind
-    if kind == "conv":
-        return {"weights": c.get("mac", 0), "bias": c.get("bias", 0)}
-    if kind == "linear":
-        return {"weights": c.get("mac", 0)}
-    if kind == "batchnorm":
-        return {"norm": 2 * c.get("norm", 0)}
-    if kind == "leakyrelu":
-        return {"act": c.get("act", 0)}
-    if kind == "avgpool":
-        return {"pool": _numel(op.output)}
-    if kind == "adaptiveavgpool" and len(op.input) == 3:
-        window = (op.input[1] // op.output[1]) * (op.input[2] // op.output[2])
-        return {"pool": (window + 1) * _numel(op.output)}
-    return {}
+    entry = catalog.CATALOG.get(op.kind)
+    return entry.thop(op) if entry is not None else {}
 
 
 def _ptflops(op: Op) -> Cost:
     if not op.listed:
         return {}
-    c, kind = op.cost, op.kind
-    if kind in GRID_KINDS or kind == "grid_sample":
+    if op.kind in GRID_KINDS or op.kind == "grid_sample":
         return _full(op)
-    if kind in ("conv", "linear"):
-        return {"weights": c.get("mac", 0), "bias": c.get("bias", 0)}
-    if kind == "batchnorm":
-        return {"norm": (2 if op.affine else 1) * c.get("norm", 0)}
-    if kind in PTFLOPS_ACTIVATIONS:
-        return {"act": _numel(op.output)}
-    if kind in POOL_KINDS:
+    if op.kind == "adaptivemaxpool":  # torch-side only: no catalog kind
         return {"pool": _numel(op.input)}
-    return {}
+    entry = catalog.CATALOG.get(op.kind)
+    return entry.ptflops(op) if entry is not None else {}
 
 
 _RULES = {"thop": _thop, "full": _full, "ptflops": _ptflops}
@@ -262,9 +271,14 @@ def layer_op(r: check.LayerResult, name: str = "") -> Op:
 
 def sampler_ops(transform: ir.Transform, sampler: ir.Sampler, image: Shape) -> list[Op]:
     """The grid generator and the sampler for an image of (C, H, W): both output that size."""
-    grid = "projective_grid" if transform.kind == "projective" else "affine_grid"
+    if transform.kind == "tps":
+        assert transform.points is not None
+        grid = tps_grid_op(transform.points[0] * transform.points[1], image)
+    else:  # rotation, translation and similarity are affine matrices: affine_grid
+        kind = "projective_grid" if transform.kind == "projective" else "affine_grid"
+        grid = Op(kind=kind, input=image, output=image, name="grid")
     return [
-        Op(kind=grid, input=image, output=image, name="grid"),
+        grid,
         Op(kind="grid_sample", input=image, output=image, mode=sampler.mode, name="sampler"),
     ]
 

@@ -11,9 +11,11 @@ This module is not: parsing (parser.py), inference or checking (catalog.py, chec
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+from lstndsl.activations import ACTIVATIONS
 
 #: (C, H, W) for a feature map, (N,) for a flat vector. Printed as H×W×C, as the paper does.
 Shape = tuple[int, ...]
@@ -52,7 +54,10 @@ class _Layer(_Node):
 
 
 class Conv(_Layer):
-    """2-D convolution. Filter Shape kh×kw×c_in×c_out."""
+    """2-D convolution. Filter Shape kh×kw×c_in×c_out. `padding same` (odd kernels) resolves
+    to the symmetric padding dilation·(k − 1)/2 that keeps H×W at stride 1 (⌈H/stride⌉ at
+    larger strides); an even kernel would need uneven padding, which Conv2d does not do, so
+    it is an error."""
 
     kind: Literal["conv"] = "conv"
     out_channels: Annotated[int, Field(ge=1)] | None = None
@@ -60,7 +65,7 @@ class Conv(_Layer):
     """Declared input channels (Filter Shape); None: whatever the previous row gives."""
     kernel: Pair | None = None
     stride: Pair = (1, 1)
-    padding: PadPair = (0, 0)
+    padding: PadPair | Literal["same"] = (0, 0)
     dilation: Pair = (1, 1)
     groups: Annotated[int, Field(ge=1)] = 1
     bias: bool = True
@@ -113,6 +118,45 @@ class Dropout(_Layer):
     p: Annotated[float, Field(ge=0, le=1)] = 0.5
 
 
+class Dropout2d(_Layer):
+    """Channel dropout (nn.Dropout2d): zeroes whole feature maps, not elements."""
+
+    kind: Literal["dropout2d"] = "dropout2d"
+    p: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class LayerNorm(_Layer):
+    """Layer normalization over everything a row's input holds, as nn.LayerNorm([C, H, W])
+    does on a feature map and nn.LayerNorm(N) after a flatten."""
+
+    kind: Literal["layernorm"] = "layernorm"
+    shape: tuple[int, ...] | None = None
+    """The normalized shape, (C, H, W) or (N,): the incoming shape."""
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: bool = True
+    """nn.LayerNorm's elementwise_affine: a γ and β per normalized element."""
+
+
+class GroupNorm(_Layer):
+    """Group normalization (nn.GroupNorm): `group norm G`, G dividing the channels."""
+
+    kind: Literal["groupnorm"] = "groupnorm"
+    groups: Annotated[int, Field(ge=1)] | None = None
+    num_features: Annotated[int, Field(ge=1)] | None = None
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: bool = True
+
+
+class InstanceNorm(_Layer):
+    """Instance normalization (nn.InstanceNorm2d). As torch's default: no affine parameters
+    and no running statistics; `affine` adds a γ and β per channel."""
+
+    kind: Literal["instancenorm"] = "instancenorm"
+    num_features: Annotated[int, Field(ge=1)] | None = None
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    affine: bool = False
+
+
 class Linear(_Layer):
     """Fully connected layer. Filter Shape in×out, or `fc 32` in the Type cell."""
 
@@ -126,23 +170,16 @@ class Flatten(_Layer):
     kind: Literal["flatten"] = "flatten"
 
 
-class Activation(_Layer):
-    """An elementwise activation without parameters of its own."""
+if TYPE_CHECKING:
+    ActivationKind = str
+else:  # the tags of the one activation table (activations.py)
+    ActivationKind = Literal[tuple(ACTIVATIONS)]
 
-    kind: Literal[
-        "relu",
-        "relu6",
-        "selu",
-        "gelu",
-        "silu",
-        "mish",
-        "sigmoid",
-        "tanh",
-        "hardswish",
-        "hardsigmoid",
-        "softplus",
-        "identity",
-    ]
+
+class Activation(_Layer):
+    """An elementwise activation without parameters of its own (activations.ACTIVATIONS)."""
+
+    kind: ActivationKind
 
 
 class LeakyReLU(_Layer):
@@ -170,6 +207,10 @@ Layer = Annotated[
     | AdaptiveAvgPool
     | BatchNorm
     | Dropout
+    | Dropout2d
+    | LayerNorm
+    | GroupNorm
+    | InstanceNorm
     | Linear
     | Flatten
     | Activation
@@ -187,6 +228,10 @@ LAYER_CLASSES: tuple[type[_Layer], ...] = (
     AdaptiveAvgPool,
     BatchNorm,
     Dropout,
+    Dropout2d,
+    LayerNorm,
+    GroupNorm,
+    InstanceNorm,
     Linear,
     Flatten,
     Activation,
@@ -312,6 +357,8 @@ class Transform(_Node):
             raise ValueError(f"cannot bound the scale of a {kind} transform")
         lo, hi = value
         shown = f"{lo:g}..{hi:g}"
+        if lo > hi:
+            raise ValueError(f"range {shown} is inverted: write 'scale {hi:g}..{lo:g}'")
         if lo <= 0:
             raise ValueError(f"range {shown} must start above 0 (a scale is positive)")
         if not lo < 1 < hi:

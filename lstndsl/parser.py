@@ -1,117 +1,38 @@
 """Spec text -> Document -> typed IR.
 
 `parse_document` runs the Lark grammar (grammar/spec.lark, LALR with positions) and returns a
-`Document`: header lines and table rows as cells of items, each with its source position,
-nothing interpreted yet (fmt works on this). A syntax error becomes a `SpecInputError` with
-its line and column: Lark's own errors never escape. `parse` then hands the Document to
-interpret.py, which turns words into IR.
+`Document` (document.py): header lines and table rows as cells of items, each with its source
+position, nothing interpreted yet (fmt works on this). A syntax error becomes a
+`SpecInputError` with its line and column: Lark's own errors never escape. `parse` then hands
+the Document to interpret.py, which turns words into IR (interpret.py imports the Document
+types from document.py, not from here: no import circle).
 """
 
 from __future__ import annotations
 
 import functools
-import re
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import lark
 
 from lstndsl import ir
+from lstndsl.document import Atom, Document, Header, Item, RawCell, RawRow
 from lstndsl.errors import Diagnostic, SpecInputError
+from lstndsl.interpret import build_spec
 
-# --- the raw document ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Atom:
-    kind: str  # WORD NUMBER DIMS DASH range
-    text: str
-    line: int
-    column: int
-    start: int
-    end: int
-
-    @property
-    def value(self) -> Any:
-        """The atom as a Python value: int/float, a tuple of dims, a (lo, hi) range, a word."""
-        if self.kind == "NUMBER":
-            text = self.text.replace(",", "")
-            return int(text) if re.fullmatch(r"\d+", text) else float(text)
-        if self.kind == "DIMS":
-            return tuple(int(n) for n in re.findall(r"\d+", self.text))
-        if self.kind == "range":
-            lo, hi = self.text.split("..")
-            return (float(lo), float(hi))
-        return self.text
-
-
-@dataclass(frozen=True)
-class Item:
-    atoms: tuple[Atom, ...]
-    text: str
-
-    @property
-    def pos(self) -> ir.Pos:
-        first, last = self.atoms[0], self.atoms[-1]
-        width = last.end - first.start if last.line == first.line else len(first.text)
-        return ir.Pos(line=first.line, column=first.column, width=max(1, width))
-
-
-@dataclass(frozen=True)
-class RawCell:
-    items: tuple[Item, ...]
-    text: str
-    """The cell's content as written, trimmed."""
-    line: int
-    column: int
-
-    @property
-    def pos(self) -> ir.Pos:
-        return ir.Pos(line=self.line, column=self.column, width=max(1, len(self.text)))
-
-    @property
-    def empty(self) -> bool:
-        return not self.items or all(a.kind == "DASH" for i in self.items for a in i.atoms)
-
-
-@dataclass(frozen=True)
-class RawRow:
-    line: int
-    cells: tuple[RawCell, ...]
-
-
-@dataclass(frozen=True)
-class Header:
-    key: str
-    """The key as written."""
-    items: tuple[Item, ...]
-    text: str
-    """The value as written (for `name:`, the name)."""
-    line: int
-    column: int
-    value_column: int
-
-    @property
-    def pos(self) -> ir.Pos:
-        return ir.Pos(line=self.line, column=self.column, width=len(self.key))
-
-    @property
-    def value_pos(self) -> ir.Pos:
-        return ir.Pos(line=self.line, column=self.value_column, width=max(1, len(self.text)))
-
-
-@dataclass
-class Document:
-    path: str
-    source: str
-    headers: list[Header] = field(default_factory=list)
-    caption: tuple[str, int] | None = None
-    rows: list[RawRow] = field(default_factory=list)
-    """Every table row, the column header row included, in order."""
-    separator_lines: list[int] = field(default_factory=list)
-
+__all__ = [
+    "Atom",
+    "Document",
+    "Header",
+    "Item",
+    "RawCell",
+    "RawRow",
+    "parse",
+    "parse_document",
+    "parse_file",
+    "read_source",
+]
 
 # --- Lark -> Document ---------------------------------------------------------------------
 
@@ -334,8 +255,6 @@ def parse_document(text: str, path: str = "<spec>") -> Document:
 
 def parse(text: str, path: str = "<spec>") -> ir.Spec:
     """Spec text -> IR. Raises SpecInputError (exit 2) on anything unusable."""
-    from lstndsl.interpret import build_spec
-
     try:
         return build_spec(parse_document(text, path))
     except SpecInputError as err:

@@ -157,14 +157,15 @@ def _filter(r: check.RowResult) -> str:
         return ""
     first = r.layers[0]
     layer: Any = first.layer
-    if layer.kind == "conv":
+    how = catalog.entry(layer).filter
+    if how == "conv":
         kh, kw = layer.kernel
         return f"{kh}×{kw}×{layer.in_channels}×{layer.out_channels}"
-    if layer.kind in ("maxpool", "avgpool"):
+    if how == "pool":
         kh, kw = layer.kernel
         c = first.input[0]
         return f"{kh}×{kw}×{c}×{c}"
-    if layer.kind == "linear":
+    if how == "linear":
         return f"{layer.in_features}×{layer.out_features}"
     return ""
 

@@ -514,3 +514,25 @@ def test_check_function_raises_and_returns() -> None:
     bad = parse(HEADER + TABLE + "| Conv + ReLU | 3x3x3x4 | 1x1x4 | |\n")
     with pytest.raises(SpecCheckError):
         check.check(bad)
+
+
+def test_tps_head_size_message_counts_the_control_points() -> None:
+    spec = parse(
+        "input: 32x32x3\nhead: flatten -> fc 6\ntransform: tps 20\n"
+        "| Type |\n|---|\n| Max pool 2 |\n",
+        "t.spec",
+    )
+    (d,) = analyze(spec).errors
+    assert (d.line, d.column, d.code) == (2, 18, "head")
+    assert "2 × 20 control points = 40" in d.message and d.hint == "end the head with 'fc 40'"
+
+
+def test_rare_tps_and_stage2_specs_check_clean_with_the_reference_counts() -> None:
+    specs = Path(__file__).resolve().parents[1] / "specs"
+    rare = analyze(load(specs / "rare-tps.spec"))
+    assert rare.diagnostics == [] and rare.params_total == 1_692_392
+    assert rare.params_localization == 1_550_784 and rare.localization_output == (512, 1, 1)
+    assert rare.spec.transform.points == (2, 10)
+    stage2 = analyze(load(specs / "stage2.spec"))
+    assert stage2.errors == [] and stage2.spec.at == "layer2"
+    assert stage2.input == (128, 28, 28)

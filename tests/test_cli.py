@@ -434,3 +434,39 @@ def test_compile_refuses_a_net_too_large_to_build(
     assert r.code == 1
     (line,) = diagnostic_lines(r.err)
     assert "stn.spec:15:3: error: 'Conv' has 79,990,400,288 output elements per image" in line
+
+
+# --- numbers torch cannot hold: exit 2 at the cell from every command, never exit 3 --------
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "where"),
+    [
+        ("transform: affine, translation 1e999\n", "Max pool 2", ":3:32: error: "),
+        ("transform: affine, scale 0.5..1e999\n", "Max pool 2", ":3:26: error: "),
+        ("activation: relu\n", "Conv, stride 1e20", ":6:16: error: "),
+        ("", "ELU 1e999", ":5:7: error: "),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "compile", "table", "fmt --fill"])
+def test_numbers_beyond_float32_are_exit_2_at_their_cell(
+    cli: Callable[..., Any],
+    write_spec: Callable[..., Path],
+    header: str,
+    row: str,
+    where: str,
+    command: str,
+) -> None:
+    path = write_spec(HEADER + header + TABLE + f"| {row} | | | |\n")
+    r = cli(*command.split(), path)
+    assert r.code == 2, r.err
+    assert f"{path}{where}" in r.err and "Traceback" not in r.err
+
+
+def test_a_hundred_thousand_digit_filter_shape_is_exit_2_at_its_cell(
+    cli: Callable[..., Any], write_spec: Callable[..., Path]
+) -> None:
+    path = write_spec(HEADER + TABLE + f"| Conv | 3x3x3x{'9' * 100_000} | | |\n")
+    for command in ("check", "compile"):
+        r = cli(command, path)
+        assert r.code == 2 and f"{path}:5:10: error: " in r.err

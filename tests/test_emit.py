@@ -30,13 +30,14 @@ from compiler.layers import BUILDERS
 from lstndsl import catalog
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
-PAPER_SPECS = sorted(SPECS.glob("*.spec"))
+#: the paper's three nets (specs/ also holds a TPS spec and a feature-map spec)
+PAPER_SPECS = [SPECS / f"{name}.spec" for name in ("lstn", "stn", "vstn")]
 
 #: every layer kind of the catalog, at a small size (32×32)
 ALL_KINDS = """\
 name: Everything
 input: 32x32x3
-head: flatten -> fc 16 -> batchnorm -> tanh -> dropout 0.1 -> fc {dof}
+head: fc 16 -> batchnorm -> tanh -> dropout 0.1 -> fc {dof}
 transform: {transform}
 sampler: bilinear, padding border, align corners true
 
@@ -48,8 +49,13 @@ sampler: bilinear, padding border, align corners true
 | Avg pool, stride 2, exclude pad, padding 1 + GELU         | 3×3          |
 | Conv + selu + silu + mish + relu6 + sigmoid + hardswish   | 1×1×6×4      |
 | Hardsigmoid + softplus + identity                         |              |
+| Conv, padding same + layer norm + gelu                    | 3×3×4×4      |
+| Conv + group norm 2, eps 0.001 + dropout2d 0.1            | 1×1×4×4      |
+| Conv, no bias + instance norm, affine + relu              | 1×1×4×4      |
+| Instance norm                                             |              |
 | Global avg pool, output 2 + prelu                         |              |
 | Dropout 0.2                                               |              |
+| Flatten + layer norm, no affine                           |              |
 """
 
 TRANSFORMS = [

@@ -273,3 +273,14 @@ def test_generated_specs_round_trip(text: str) -> None:
     for row, result in zip(refilled.rows, analyze(refilled).rows, strict=True):
         assert row.output is not None and row.output.values == result.output
         assert row.params is not None and row.params.total == result.params
+
+
+def test_fmt_keeps_the_at_and_tps_headers() -> None:
+    text = (
+        "at: layer2\ninput: 28x28x128\nhead: flatten -> fc 8\ntransform: tps 4\n"
+        "| Type | Filter Shape |\n|---|---|\n| Max pool 2 | |\n"
+    )
+    out = format_spec(text, "t.spec")
+    assert out.splitlines()[:4] == text.splitlines()[:4]
+    assert parse(out, "t.spec").semantic() == parse(text, "t.spec").semantic()
+    assert parse(out, "t.spec").at == "layer2"

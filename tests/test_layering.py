@@ -130,7 +130,7 @@ def one_row_spec(kind: str) -> ir.Spec:
     """A spec whose last row is `kind` in its plainest form: on an 8×8×4 map, or after a
     flatten when the kind needs a vector."""
     entry = catalog.CATALOG[kind]
-    word = entry.words[0]
+    word = {"groupnorm": "Group norm 2"}.get(kind, entry.words[0])  # a kind with a required value
     header = "input: 8x8x4\nhead: flatten -> fc 6\n| Type | Filter Shape |\n|---|---|\n"
     filters = {"conv": "3x3x4x6", "pool": "2x2", "norm": "4", "linear": "256x5", None: ""}
     row = f"| {word} | {filters[entry.filter]} |\n"

@@ -210,6 +210,10 @@ def test_default_activation_goes_after_conv_and_linear_rows_that_name_none() -> 
         "| Conv + Tanh | 3x3x4x4 | | |\n"
         "| Max pool | 2x2 | | |\n"
         "| Conv, dropout 0.1 | 3x3x4x4 | | |\n"
+        "| Conv, BN, avg pool 2 | 3x3x4x4 | | |\n"
+        "| Conv, max pool 2, dropout 0.1 | 3x3x4x4 | | |\n"
+        "| Conv, max pool 2, BN | 3x3x4x4 | | |\n"
+        "| Conv, avg pool 2, gelu | 3x3x4x4 | | |\n"
         "| Flatten | | | |\n"
         "| FC 8 | | | |\n",
         HEADER + "activation: leaky relu 0.2\n",
@@ -220,6 +224,10 @@ def test_default_activation_goes_after_conv_and_linear_rows_that_name_none() -> 
         ["conv", "tanh"],
         ["maxpool"],
         ["conv", "leakyrelu", "dropout"],  # before a trailing dropout
+        ["conv", "batchnorm", "leakyrelu", "avgpool"],  # after the norm, before the pooling
+        ["conv", "leakyrelu", "maxpool", "dropout"],
+        ["conv", "leakyrelu", "maxpool", "batchnorm"],  # only a norm right after the conv
+        ["conv", "avgpool", "gelu"],  # a row that names its activation keeps its order
         ["flatten"],
         ["linear", "leakyrelu"],
     ]
@@ -546,7 +554,7 @@ def test_hints_say_what_would_fit() -> None:
     d = one_error(HEADER + TABLE + "| Conv 5 | 3x3x3x4 | | |\n")
     assert d.hint == "the Type cell says 5×5, the Filter Shape 3×3"
     d = one_error(HEADER + TABLE + "| Max pool, groups 2 | 2x2 | | |\n")
-    assert d.hint == "it is an option of Conv"
+    assert d.hint == "it is an option of Conv, Group norm"
     d = one_error(HEADER.replace("flatten", "flaten") + TABLE)
     assert d.hint == "did you mean 'Flatten'?"
     d = one_error("inptu: 3\nhead: fc 6\n" + TABLE)
@@ -566,3 +574,179 @@ def test_errors_carry_the_source_for_the_caret() -> None:
         "    5 | | Cnv | | | |",
         "      |   ^~~",
     ]
+
+
+# --- placement (`at:`) and the rotation and tps transform kinds --------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "at"),
+    [
+        ("input", "input"),
+        ("Input", "input"),
+        ("layer2", "layer2"),
+        ("features.3", "features.3"),
+        ("stages.1", "stages.1"),
+        ("blocks.2.1", "blocks.2.1"),
+    ],
+)
+def test_at_header_names_the_place(written: str, at: str) -> None:
+    spec = spec_of("| ReLU | | | |\n", HEADER + f"at: {written}\n")
+    assert spec.at == at
+    assert spec.at_pos is not None and (spec.at_pos.line, spec.at_pos.column) == (3, 5)
+
+
+def test_at_defaults_to_the_input() -> None:
+    spec = spec_of("| ReLU | | | |\n")
+    assert spec.at == "input" and spec.at_pos is None
+
+
+@pytest.mark.parametrize("written", ["layer 2", "layer2, layer3", "3x3"])
+def test_at_header_that_names_no_module_is_an_error_at_its_value(written: str) -> None:
+    d = one_error(HEADER + f"at: {written}\n" + TABLE + "| ReLU | | | |\n")
+    assert (d.line, d.column, d.code) == (3, 5, "bad-header")
+    assert "at: layer2" in d.hint
+
+
+@pytest.mark.parametrize(
+    ("written", "points", "dof"),
+    [
+        ("tps 20", (2, 10), 40),
+        ("TPS 4", (2, 2), 8),
+        ("tps 4x4", (4, 4), 32),
+        ("thin plate spline 3x5", (3, 5), 30),
+        ("tps 20, translation 0.5", (2, 10), 40),
+    ],
+)
+def test_tps_control_points(written: str, points: tuple[int, int], dof: int) -> None:
+    spec = spec_of("| ReLU | | | |\n", HEADER + f"transform: {written}\n")
+    assert spec.transform.kind == "tps" and spec.transform.points == points
+    assert spec.transform.dof == dof
+
+
+def test_rotation_with_and_without_an_angle_bound() -> None:
+    spec = spec_of("| ReLU | | | |\n", HEADER + "transform: rotation\n")
+    assert spec.transform.kind == "rotation" and spec.transform.dof == 1
+    assert spec.transform.angle is None
+    bounded = spec_of("| ReLU | | | |\n", HEADER + "transform: rotation, angle 45\n")
+    assert bounded.transform.angle == 45.0
+
+
+@pytest.mark.parametrize(
+    ("written", "column", "message", "hint"),
+    [
+        ("tps 21", 12, "must be even", "'tps 20' or 'tps 22'"),
+        ("tps 2", 12, "at least 4 control points", "'tps 4'"),
+        ("tps 4x1", 12, "at least 2 control points per side", "'tps 4x2'"),
+        ("tps", 12, "tps takes its control points", "'tps 20'"),
+        ("tps 20, scale 0.5..2", 20, "does not apply to a tps transform", "translation B"),
+        ("rotation, scale 0.5..2", 22, "does not apply to a rotation transform", "remove it"),
+        ("rotation, translation 0.5", 22, "does not apply to a rotation", "similarity"),
+        ("affine, angle 30", 20, "does not apply to an affine transform", "rotation, angle 45"),
+        ("similarity, affine", 24, "sets the kind again", "it was set by 'similarity'"),
+    ],
+)
+def test_transform_errors_at_the_cell_with_the_fix(
+    written: str, column: int, message: str, hint: str
+) -> None:
+    d = one_error(HEADER + f"transform: {written}\n" + TABLE + "| ReLU | | | |\n")
+    assert (d.line, d.column) == (3, column)
+    assert message in d.message and hint in d.hint
+
+
+def test_transform_did_you_mean_has_one_spelling_per_kind_and_lists_kinds_once() -> None:
+    d = one_error(HEADER + "transform: rotaton\n" + TABLE + "| ReLU | | | |\n")
+    assert d.hint == "did you mean 'rotation'?"
+    d = one_error(HEADER + "transform: zzz\n" + TABLE + "| ReLU | | | |\n")
+    kinds = d.hint.split(";")[0]
+    assert kinds == (
+        "expected one of: transform kinds affine, translation, similarity, projective,"
+        " rotation, tps N"
+    )
+    assert "scale" not in kinds
+
+
+# --- conflicts, numbers torch cannot hold, torch layers without a kind ----------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "message", "first"),
+    [
+        ("transform: similarity, affine", 24, "sets the kind again", "'similarity' at column 12"),
+        ("transform: affine, scale 0.5..2, scale 0.6..3", 34, "sets the scale again", "column 20"),
+        ("sampler: bilinear, nearest", 20, "sets the mode again", "'bilinear' at column 10"),
+        ("sampler: padding zeros, padding border", 25, "padding mode again", "'padding zeros'"),
+        ("transform: affine, translation 0.5, shift 0.2", 37, "translation again", "column 20"),
+    ],
+)
+def test_a_setting_given_twice_is_an_error_at_the_second_naming_the_first(
+    header: str, column: int, message: str, first: str
+) -> None:
+    d = one_error(HEADER + header + "\n" + TABLE + "| ReLU | | | |\n")
+    assert (d.line, d.column, d.code) == (3, column, "conflict")
+    assert message in d.message and first in d.hint
+
+
+def test_two_paddings_in_one_cell_is_an_error_at_the_second() -> None:
+    d = one_error(HEADER + TABLE + "| Conv, padding 1, pad 2 | 3x3x3x4 | | |\n")
+    assert (d.line, d.column, d.code) == (FIRST_ROW, 20, "duplicate-option")
+    assert d.hint == "it was set by 'padding 1'"
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "line", "column", "words"),
+    [
+        ("transform: affine, translation 1e999", "ReLU", 3, 32, "become infinity"),
+        ("transform: affine, translation 3.5e38", "ReLU", 3, 32, "become infinity"),
+        ("transform: affine, translation 1e-300", "ReLU", 3, 32, "would become 0"),
+        ("transform: affine, scale 0.5..1e999", "ReLU", 3, 26, "become infinity"),
+        ("activation: leaky relu 1e999", "ReLU", 3, 24, "become infinity"),
+        ("activation: ELU 1e999", "ReLU", 3, 17, "become infinity"),
+        ("activation: relu", "Leaky ReLU 1e999", FIRST_ROW + 1, 14, "become infinity"),
+        ("activation: relu", "Conv, stride 1e20", FIRST_ROW + 1, 16, "too large for a size"),
+        ("activation: relu", "Conv, stride 99999999999", FIRST_ROW + 1, 16, "too large"),
+    ],
+)
+def test_numbers_torch_cannot_hold_are_errors_at_their_cell(
+    header: str, row: str, line: int, column: int, words: str
+) -> None:
+    d = one_error(HEADER + header + "\n" + TABLE + f"| {row} | 3x3x3x4 | | |\n")
+    assert (d.line, d.column, d.code) == (line, column, "bad-number")
+    assert words in d.message
+
+
+def test_head_number_beyond_float32_is_an_error_at_it() -> None:
+    d = one_error("input: 32x32x3\nhead: flatten -> elu 1e308 -> fc 6\n" + TABLE + "| ReLU |\n")
+    assert (d.line, d.column, d.code) == (2, 22, "bad-number")
+
+
+def test_a_hundred_thousand_digit_number_is_an_error_at_its_cell() -> None:
+    big = "9" * 100_000
+    d = one_error(HEADER + TABLE + f"| Conv | 3x3x3x{big} | | |\n")
+    assert (d.line, d.column, d.code) == (FIRST_ROW, 10, "bad-number")
+    assert "100000 characters" in d.message and len(d.message) < 200
+    d = one_error(HEADER + TABLE + f"| Conv | 3x3x3x4 | | {big} |\n")
+    assert (d.line, d.column) == (FIRST_ROW, 22) and "more than 18 digits" in d.message
+
+
+@pytest.mark.parametrize(
+    ("header", "column", "message"),
+    [
+        ("transform: affine, scale 2..0.5", 20, "inverted: write 'scale 0.5..2'"),
+        ("transform: affine, translation 0", 20, "must be more than 0"),
+        ("transform: rotation, angle 0", 22, "must be more than 0"),
+    ],
+)
+def test_bounds_that_make_no_sense_are_errors_at_their_cell(
+    header: str, column: int, message: str
+) -> None:
+    d = one_error(HEADER + header + "\n" + TABLE + "| ReLU | | | |\n")
+    assert (d.line, d.column, d.code) == (3, column, "bad-value")
+    assert message in d.message
+
+
+@pytest.mark.parametrize("word", ["Dropout1d", "BatchNorm3d", "conv1d", "LocalResponseNorm"])
+def test_a_torch_layer_without_a_kind_is_not_offered_as_another_layer(word: str) -> None:
+    d = one_error(HEADER + TABLE + f"| {word} | | | |\n")
+    assert (d.line, d.column, d.code) == (FIRST_ROW, 3, "unknown-word")
+    assert "has no layer kind" in d.message and "did you mean" not in (d.hint or "")

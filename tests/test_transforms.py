@@ -128,7 +128,7 @@ def test_sampler_settings_reach_grid_and_sampler(write_spec: Callable[..., Path]
         ("similarity, scale 2..3", "scale", "must hold 1 strictly inside"),
         ("projective, scale 1..2", "scale", "must hold 1 strictly inside"),
         ("affine, scale 0..2", "scale", "must start above 0"),
-        ("translation, scale 0.5..2", "scale", "cannot bound a translation transform"),
+        ("translation, scale 0.5..2", "scale", "does not apply to a translation transform"),
         ("affine, translation 0", "translation", "must be more than 0"),
     ],
 )

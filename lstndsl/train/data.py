@@ -35,6 +35,7 @@ What it is not: the training loop, augmentation, or the naive baseline (`baselin
 
 from __future__ import annotations
 
+import copy
 import difflib
 import math
 from collections.abc import Iterator, Sequence
@@ -231,6 +232,7 @@ class Dataset:
         s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
         self._scale = (1.0 / (255.0 * s)).float()
         self._shift = (-m / s).float()
+        self._channels = 3
 
     # --- what it is
     @property
@@ -248,7 +250,23 @@ class Dataset:
 
     @property
     def channels(self) -> int:
-        return 3
+        """Channels of every batch: 3 unless the model takes 1 (`with_channels`)."""
+        return self._channels
+
+    def with_channels(self, channels: int) -> Dataset:
+        """This data for a model taking `channels` (compiler.build.model_input decides): grey
+        images stay grey for 1 or are replicated for 3; colour images cannot become 1."""
+        stored = int(self.source.images.shape[1])
+        if channels not in (1, 3) or (channels == 1 and stored != 1):
+            raise DatasetError(
+                f"the model takes {channels}-channel images; {self.spec} has {stored}-channel"
+                " images (declare the spec's input with 3 channels, e.g. 'input: 64x64x3')"
+            )
+        other = copy.copy(self)
+        other._channels = channels
+        if channels == 1:
+            other._scale, other._shift = self._scale[:, :1], self._shift[:, :1]
+        return other
 
     @property
     def native_size(self) -> tuple[int, int] | None:
@@ -302,7 +320,7 @@ class Dataset:
         # index_select on the flattened rows: on 4-D uint8 it takes a slow path (100× slower)
         rows = stored.reshape(stored.shape[0], -1).index_select(0, idx)
         x = rows.view(-1, *stored.shape[1:]).to(torch.float32)
-        if x.shape[1] == 1:
+        if x.shape[1] == 1 and self._channels == 3:
             x = x.expand(-1, 3, -1, -1)  # grey -> RGB, a view
         # Normalize first, at the stored size: bilinear weights sum to 1, so resizing
         # commutes with this affine map, and the big output is then written only once.

@@ -509,6 +509,11 @@ def _main(
 
     ckpt.seed_everything(config.seed)
     model = build_model(config, spec_text, dataset.num_classes, dataset.image_size)
+    if model.image is not None:  # the model decides the channels it takes (model_input)
+        try:
+            dataset = dataset.with_channels(model.image[0])
+        except DatasetError as err:
+            raise UsageError(err.message) from err
     macs, macs_note = model_macs(model, dataset.image_size)
     model = model.to(device)
     if use_channels_last(device):
