@@ -39,11 +39,13 @@ from lstndsl.train.config import RESUMABLE, TrainConfig
 from lstndsl.train.cost import model_macs
 from lstndsl.train.data import Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
+    adam_options,
     autocast,
     check_amp,
     grad_scaler,
     select_device,
     set_determinism,
+    synchronize,
     use_channels_last,
 )
 from lstndsl.train.drawing import draw_transforms
@@ -133,12 +135,14 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
 
         n = len(batch)
         images += n
+        if run.warmup_seconds is None:  # the first step of a compiled session: compilation
+            t0, images = _warm_up(run, t0)
         meter.update({"ce": out.ce.detach() * n, "loss": loss.detach() * n})
         if out.theta_loss is not None:
             k = out.labelled
             meter.update({"theta_loss": out.theta_loss.detach() * k, "theta_labelled": k})
         measure(run, meter, batch, out.logits.detach(), out.theta)
-        bar.update(1, n * run.ctx.world_size, f"loss {meter.mean('loss') or 0:.3f}")
+        bar.update(1, n * run.ctx.world_size, lambda: f"loss {meter.mean('loss') or 0:.3f}")
         if run.timer is not None:
             note = run.timer.tick(n * run.ctx.world_size)
             if note:
@@ -150,15 +154,28 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
         # (the epoch's end writes its own checkpoint)
         every = cfg.checkpoint_every
         if every and prog.step % every == 0 and prog.batch_in_epoch < total:
+            paused = time.perf_counter()
             prog.partial = meter.reduce(dist.all_reduce_sum).state()
             if not run.ctx.is_main:
                 prog.partial = {}
             save_last(run)
+            t0 += time.perf_counter() - paused  # saving is not training time
     bar.close()
+    synchronize(run.device)
     seconds = time.perf_counter() - t0
     prog.train_images += images * run.ctx.world_size
     prog.train_seconds += seconds
     return hit_budget
+
+
+def _warm_up(run: Run, t0: float) -> tuple[float, int]:
+    """Close the warm-up after the first step: its seconds go to `run.warmup_seconds` and it
+    counts neither as training time nor as training images. Returns the new (t0, images)."""
+    synchronize(run.device)
+    now = time.perf_counter()
+    run.warmup_seconds = now - t0
+    run.console(f"  compile   first step (compilation) took {run.warmup_seconds:.1f} s")
+    return now, 0
 
 
 @torch.no_grad()
@@ -312,14 +329,17 @@ def _main(
     model = build_model(config, spec_text, dataset.num_classes, dataset.image_size)
     macs, macs_note = model_macs(model, dataset.image_size)
     model = model.to(device)
-    if use_channels_last(device):
+    if use_channels_last(device, config.channels_last, dataset.image_size):
         model = model.to(memory_format=torch.channels_last)
     net = dist.wrap(ThetaNet(model), ctx, device)
+    if config.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
     optimizer = torch.optim.Adam(
         param_groups(model, config.lr, config.stn_lr_mult),
         lr=config.lr,
         betas=config.betas,
         weight_decay=config.weight_decay,
+        **adam_options(device),
     )
     supervision = None
     if config.theta_supervised and transformer(model) is not None:
@@ -347,6 +367,7 @@ def _main(
         macs=macs,
         macs_note=macs_note,
         session_start=started,
+        warmup_seconds=None if config.compile else 0.0,
     )
     if saved is not None:
         restore(run, saved)

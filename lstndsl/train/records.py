@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from lstndsl.train.config import TrainConfig
+from lstndsl.train.device import use_channels_last
 from lstndsl.train.metrics import Meter
 from lstndsl.train.model import count_parameters
 from lstndsl.train.state import Run
@@ -109,6 +110,9 @@ def summary_fields(run: Run, reason: str, failure: str | None) -> dict[str, Any]
         "device": str(run.device),
         "world_size": run.ctx.world_size,
         "amp": cfg.amp,
+        "channels_last": use_channels_last(run.device, cfg.channels_last, run.dataset.image_size),
+        "compile": cfg.compile,
+        "compile_warmup_s": run.warmup_seconds if cfg.compile else None,
         "theta_loss": cfg.theta_loss,
         "theta_labels": cfg.theta_labels if cfg.theta_supervised else 0.0,
         "theta_noise": cfg.theta_noise,
