@@ -72,6 +72,15 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], help="(auto)")
     g.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision (off)")
     g.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels-last memory format (auto: on CUDA, on the CPU at 128 px and more)",
+    )
+    g.add_argument(
+        "--compile", action="store_true", default=None, help="torch.compile the model (off)"
+    )
+    g.add_argument(
         "--deterministic", action="store_true", default=None, help="deterministic kernels"
     )
     g.add_argument("--checkpoint-every", type=int, metavar="N", help="also every N steps")
@@ -101,6 +110,8 @@ CONFIG_KEYS = (
     "theta_noise",
     "device",
     "amp",
+    "channels_last",
+    "compile",
     "deterministic",
     "checkpoint_every",
     "pictures",

@@ -98,6 +98,10 @@ class TrainConfig:
     device: str = "auto"
     #: automatic mixed precision: None, "bf16" or "fp16" (with a gradient scaler)
     amp: str | None = None
+    #: channels-last memory format: None = auto (CUDA; the CPU at ≥ 128 px), True/False forced
+    channels_last: bool | None = None
+    #: torch.compile the model (inductor)
+    compile: bool = False
     #: torch.use_deterministic_algorithms(True) (warn-only on CUDA: grid_sample's backward)
     deterministic: bool = False
     #: also write the `last` checkpoint every N optimizer steps (0 = at epoch ends only)

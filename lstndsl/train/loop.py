@@ -18,7 +18,8 @@ Resume is exact on the CPU: `last.pt` carries the model, optimizer, scaler, ever
 epoch, step and batch counters, the partial sums of an unfinished epoch, the history (the
 early-stopping state) and the best so far; the data order comes back from (seed, epoch) and
 `start_batch`. What it is not: flag parsing (lstndsl/commands/train.py), the data layer
-(data.py), the model (compiler/).
+(data.py), the model (compiler/), the step up to the loss (step.py), the checkpoint payloads
+(saves.py), the pictures (drawing.py), the records and summary fields (records.py).
 """
 
 from __future__ import annotations
@@ -28,25 +29,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import distributed as dist
 from lstndsl.train.config import RESUMABLE, TrainConfig
 from lstndsl.train.cost import model_macs
-from lstndsl.train.data import Batch, Dataset, DatasetError, open_dataset
+from lstndsl.train.data import Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
+    adam_options,
     autocast,
     check_amp,
     grad_scaler,
     select_device,
     set_determinism,
+    synchronize,
     use_channels_last,
 )
+from lstndsl.train.drawing import draw_transforms
 from lstndsl.train.inputs import (
     CONFIG,
     LOG,
@@ -58,57 +60,22 @@ from lstndsl.train.inputs import (
     resolve_image_size,
     resolve_out,
 )
-from lstndsl.train.metrics import Meter, append_jsonl, topk_hits, write_jsonl
-from lstndsl.train.model import build_model, count_parameters, param_groups
+from lstndsl.train.metrics import Meter, append_jsonl, write_jsonl
+from lstndsl.train.model import build_model, param_groups
 from lstndsl.train.progress import Console, EpochTimer, ProgressBar
+from lstndsl.train.records import early_stop_reason, epoch_record, summary_fields, test_fields
 from lstndsl.train.report import epoch_line, fmt, plan
-from lstndsl.train.state import Progress, Run, RunResult, StopTraining
-from lstndsl.train.stopping import should_stop
+from lstndsl.train.saves import restore, save_best, save_last
+from lstndsl.train.state import Run, RunResult, StopTraining
+from lstndsl.train.step import inputs, measure, step
 from lstndsl.train.thetaloss import ThetaSupervision
-from lstndsl.train.thetastats import collapse_reason, grid_distance, theta_sums
+from lstndsl.train.thetastats import AFFINE, collapse_reason
 
 #: the validation and test sets are evaluated in batches of at least this many images
 EVAL_BATCH = 64
 
 
 # --- one epoch ------------------------------------------------------------------------------------
-
-
-def _inputs(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    x = batch.images.to(run.device, non_blocking=True)
-    if use_channels_last(run.device):
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x, batch.labels.to(run.device, non_blocking=True)
-
-
-def _measure(
-    run: Run, meter: Meter, batch: Batch, logits: torch.Tensor, thetas: dict[str, torch.Tensor]
-) -> None:
-    """Accuracy, θ statistics of every transformer (the first under plain keys, the others
-    under `name/…`) and the input transformer's θ-recovery error of one batch into `meter`."""
-    n = len(batch)
-    top1, top5 = topk_hits(logits, batch.labels.to(logits.device))
-    meter.update({"n": n, "top1": top1, "top5": top5})
-    stns = run.model.transformers
-    for i, (name, theta) in enumerate(thetas.items()):
-        prefix = "" if i == 0 else f"{name}/"
-        size = theta_size(run, name)
-        sums = theta_sums(theta, size, stns[name].transform)
-        meter.update({prefix + k: v for k, v in sums.items()})
-    first = run.model.input_transformer
-    if first is not None and run.dataset.has_theta and batch.theta is not None:
-        theta = thetas[first].detach()
-        err = grid_distance(theta, batch.theta.to(theta.device), run.size, stns[first].transform)
-        meter.add("theta_error", err.double().sum())
-
-
-def theta_size(run: Run, name: str) -> tuple[int, int]:
-    """The (H, W) a transformer's θ statistics are measured at: the image for one at the input,
-    its feature map for one inside the backbone (translations in that map's pixels)."""
-    if run.model.sites[name] == "input":
-        return run.size
-    _, h, w = run.model.transformers[name].analysis.input
-    return (h, w)
 
 
 def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> bool:
@@ -132,26 +99,28 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
         world_size=run.ctx.world_size,
         start_batch=start_batch,
     )
+    supervised = run.model.input_transformer  # θ supervision applies to it alone
+    transform = run.model.transformers[supervised].transform if supervised else AFFINE
     hit_budget = False
     for batch in batches:
         if batch.number >= total:
             break
         if len(batch) < 2:  # batch norm cannot train on one example; only a ragged tail
             continue
-        x, y = _inputs(run, batch)
-        with amp():
-            logits, thetas = run.net(x, return_theta=True)
-        ce = F.cross_entropy(logits.float(), y)
-        loss = ce
-        theta_loss, labelled = None, 0
-        supervised = run.model.input_transformer
-        if run.supervision is not None and supervised is not None:
-            transform = run.model.transformers[supervised].transform
-            theta_loss, labelled = run.supervision.loss(
-                thetas[supervised], batch.indices, run.size, transform
-            )
-            if theta_loss is not None:
-                loss = ce + cfg.theta_loss * theta_loss
+        x, y = inputs(run, batch)
+        out = step(
+            run.net,
+            x,
+            y,
+            batch.indices,
+            amp=amp,
+            size=run.size,
+            supervision=run.supervision,
+            theta_weight=cfg.theta_loss,
+            supervised=supervised,
+            transform=transform,
+        )
+        loss = out.loss
         bad = not bool(torch.isfinite(loss.detach()))
         if run.ctx.enabled:
             bad = dist.any_rank(bad)
@@ -170,11 +139,14 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
 
         n = len(batch)
         images += n
-        meter.update({"ce": ce.detach() * n, "loss": loss.detach() * n})
-        if theta_loss is not None:
-            meter.update({"theta_loss": theta_loss.detach() * labelled, "theta_labelled": labelled})
-        _measure(run, meter, batch, logits.detach(), thetas)
-        bar.update(1, n * run.ctx.world_size, f"loss {meter.mean('loss') or 0:.3f}")
+        if run.warmup_seconds is None:  # the first step of a compiled session: compilation
+            t0, images = _warm_up(run, t0)
+        meter.update({"ce": out.ce.detach() * n, "loss": loss.detach() * n})
+        if out.theta_loss is not None:
+            k = out.labelled
+            meter.update({"theta_loss": out.theta_loss.detach() * k, "theta_labelled": k})
+        measure(run, meter, batch, out.logits.detach(), out.thetas)
+        bar.update(1, n * run.ctx.world_size, lambda: f"loss {meter.mean('loss') or 0:.3f}")
         if run.timer is not None:
             note = run.timer.tick(n * run.ctx.world_size)
             if note:
@@ -186,15 +158,28 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
         # (the epoch's end writes its own checkpoint)
         every = cfg.checkpoint_every
         if every and prog.step % every == 0 and prog.batch_in_epoch < total:
+            paused = time.perf_counter()
             prog.partial = meter.reduce(dist.all_reduce_sum).state()
             if not run.ctx.is_main:
                 prog.partial = {}
             save_last(run)
+            t0 += time.perf_counter() - paused  # saving is not training time
     bar.close()
+    synchronize(run.device)
     seconds = time.perf_counter() - t0
     prog.train_images += images * run.ctx.world_size
     prog.train_seconds += seconds
     return hit_budget
+
+
+def _warm_up(run: Run, t0: float) -> tuple[float, int]:
+    """Close the warm-up after the first step: its seconds go to `run.warmup_seconds` and it
+    counts neither as training time nor as training images. Returns the new (t0, images)."""
+    synchronize(run.device)
+    now = time.perf_counter()
+    run.warmup_seconds = now - t0
+    run.console(f"  compile   first step (compilation) took {run.warmup_seconds:.1f} s")
+    return now, 0
 
 
 @torch.no_grad()
@@ -209,179 +194,16 @@ def evaluate(run: Run, split: str) -> Meter:
     meter = Meter()
     for number, start in enumerate(range(0, len(members), bs)):
         batch = run.dataset.load(members[start : start + bs], number)
-        x, y = _inputs(run, batch)
+        x, y = inputs(run, batch)
         with amp():
             logits, thetas = plain(x, return_theta=True)
         logits = logits.float()
         meter.add("loss", F.cross_entropy(logits, y, reduction="sum"))
-        _measure(run, meter, batch, logits, thetas)
+        measure(run, meter, batch, logits, thetas)
     return meter.reduce(dist.all_reduce_sum)
 
 
-# --- checkpoints ----------------------------------------------------------------------------------
-
-
-def _payload(run: Run) -> dict[str, Any]:
-    return {
-        "format": ckpt.FORMAT,
-        "config": run.config.to_json(),
-        "spec_text": run.spec_text,
-        "num_classes": run.dataset.num_classes,
-        "image_size": run.dataset.image_size,
-        "class_names": list(run.dataset.class_names),
-        "model": run.model.state_dict(),
-    }
-
-
-def _finite_weights(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
-
-
-def save_last(run: Run) -> None:
-    """Write `last.pt` (rank 0), refusing weights that are no longer finite."""
-    if not _finite_weights(run.model):
-        raise StopTraining(
-            f"the weights stopped being finite by step {run.progress.step}; "
-            "the last good checkpoint is kept"
-        )
-    run.progress.elapsed = run.wall_time()
-    if run.ctx.is_main:
-        data = _payload(run)
-        data.update(
-            optimizer=run.optimizer.state_dict(),
-            scaler=run.scaler.state_dict(),
-            progress=run.progress.state(),
-            rng=ckpt.rng_state(),
-        )
-        ckpt.save_atomic(data, run.out / ckpt.LAST)
-    dist.barrier()
-
-
-def save_best(run: Run) -> None:
-    if run.ctx.is_main:
-        data = _payload(run)
-        data["epoch"] = run.progress.best_epoch
-        data["val_top1"] = run.progress.best_val_top1
-        ckpt.save_atomic(data, run.out / ckpt.BEST)
-    dist.barrier()
-
-
-def restore(run: Run, data: dict[str, Any]) -> None:
-    """Put a run back where `last.pt` left it."""
-    run.model.load_state_dict(data["model"])
-    run.optimizer.load_state_dict(data["optimizer"])
-    if data.get("scaler"):
-        run.scaler.load_state_dict(data["scaler"])
-    run.progress = Progress(**data["progress"])
-    if not run.ctx.is_main:
-        run.progress.partial = {}  # rank 0 carries the reduced partial sums
-    ckpt.set_rng_state(data["rng"])
-
-
-# --- pictures -------------------------------------------------------------------------------------
-
-
-def picture_indices(dataset: Dataset, count: int) -> np.ndarray:
-    """`count` validation examples spread evenly over the (sorted) validation indices."""
-    val = dataset.split["val"]
-    count = min(count, len(val))
-    return val[np.linspace(0, len(val) - 1, count).round().astype(np.int64)]
-
-
-@torch.no_grad()
-def draw_transforms(run: Run, tag: str) -> Path | None:
-    """Inputs, what the spatial transformer made of them and (if known) the ideal θ's output."""
-    from lstndsl.train.pictures import transform_grid
-
-    model = run.model
-    if not model.transformers or run.config.pictures == 0 or not run.ctx.is_main:
-        return None
-    batch = run.dataset.load(picture_indices(run.dataset, run.config.pictures))
-    was = model.training
-    model.eval()
-    x = batch.images.to(run.device)
-    _, thetas = model(x, return_theta=True)
-    # a transformer on a feature map is drawn on the image: feature maps align with it
-    rows = [("input", run.dataset.denormalize(x))]
-    for name, theta in thetas.items():
-        label = "transformer" if len(thetas) == 1 else f"θ {name}"
-        rows.append((label, run.dataset.denormalize(model.resample(x, theta, name))))
-    captions = [run.dataset.class_names[int(y)] for y in batch.labels]
-    supervised = model.input_transformer
-    if batch.theta is not None and supervised is not None:
-        ideal = batch.theta.to(run.device)
-        rows.append(("ideal θ", run.dataset.denormalize(model.resample(x, ideal, supervised))))
-        transform = model.transformers[supervised].transform
-        err = grid_distance(thetas[supervised], ideal, run.size, transform)
-        captions = [f"{c} · {e:.1f}px" for c, e in zip(captions, err.tolist(), strict=True)]
-    model.train(was)
-    title = f"{run.out.name}: {tag}"
-    return transform_grid(run.out / PICTURES / f"transform-{tag}.png", rows, title, captions)
-
-
 # --- the run --------------------------------------------------------------------------------------
-
-
-def _record(
-    run: Run, epoch: int, train: Meter, val: Meter, seconds: float, rate: float
-) -> dict[str, Any]:
-    """The metrics.jsonl line: `seconds` the whole epoch (training and validation), `rate`
-    training images per second of training time."""
-    t, v = train.means(), val.means()
-    thetas = theta_stats(run, v)
-    theta = next(iter(thetas.values()), None)
-    lrs = {g.get("name", "all"): g["lr"] for g in run.optimizer.param_groups}
-    return {
-        "epoch": epoch,
-        "step": run.progress.step,
-        "train_images": int(train["n"]),
-        "train_loss": t.get("loss"),
-        "train_ce": t.get("ce"),
-        "train_theta_loss": t.get("theta_loss"),
-        "train_top1": t.get("top1"),
-        "train_top5": t.get("top5"),
-        "train_theta_error": t.get("theta_error"),
-        "val_loss": v.get("loss"),
-        "val_top1": v.get("top1"),
-        "val_top5": v.get("top5"),
-        "val_theta_error": v.get("theta_error"),
-        "theta": theta,
-        "thetas": thetas,
-        "lr": lrs.get("backbone", lrs.get("all")),
-        "lr_stn": lrs.get("stn"),
-        "time": seconds,
-        "images_per_s": rate,
-        "best": False,
-    }
-
-
-def theta_stats(run: Run, means: dict[str, float | None]) -> dict[str, dict[str, float | None]]:
-    """{transformer: {scale, rotation, translation, outside}} from a meter's means."""
-    out: dict[str, dict[str, float | None]] = {}
-    for i, name in enumerate(run.model.transformers):
-        prefix = "" if i == 0 else f"{name}/"
-        if means.get(prefix + "scale") is not None:
-            out[name] = {k: means[prefix + k] for k in THETA_KEYS}
-    return out
-
-
-THETA_KEYS = ("scale", "rotation", "translation", "outside")
-
-
-def early_stop_reason(config: TrainConfig, history: list[dict[str, Any]]) -> str | None:
-    """Why the paper's rule stops the run after its last epoch (None: go on)."""
-    accs = [h["val_top1"] for h in history]
-    if not should_stop(
-        accs,
-        window=config.stop_window,
-        tolerance=config.stop_tolerance,
-        min_epochs=config.min_epochs,
-    ):
-        return None
-    return (
-        f"early stopping after epoch {len(accs)}: the last {config.stop_window} validation "
-        f"accuracies lie within ±{config.stop_tolerance:g} points of their mean"
-    )
 
 
 def run_epochs(run: Run) -> str:
@@ -402,7 +224,7 @@ def run_epochs(run: Run) -> str:
         val = evaluate(run, "val")
         seconds = time.perf_counter() - t0
         rate = (prog.train_images - images0) / max(prog.train_seconds - seconds0, 1e-9)
-        record = _record(run, prog.epoch + 1, train, val, seconds, rate)
+        record = epoch_record(run, prog.epoch + 1, train, val, seconds, rate)
         if record["val_loss"] is None or not math.isfinite(record["val_loss"]):
             raise StopTraining(f"non-finite validation loss after epoch {prog.epoch + 1}")
         for name, stats in record["thetas"].items():
@@ -516,14 +338,17 @@ def _main(
             raise UsageError(err.message) from err
     macs, macs_note = model_macs(model, dataset.image_size)
     model = model.to(device)
-    if use_channels_last(device):
+    if use_channels_last(device, config.channels_last, dataset.image_size):
         model = model.to(memory_format=torch.channels_last)
     net = dist.wrap(model, ctx, device)
+    if config.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
     optimizer = torch.optim.Adam(
         param_groups(model, config.lr, config.stn_lr_mult),
         lr=config.lr,
         betas=config.betas,
         weight_decay=config.weight_decay,
+        **adam_options(device),
     )
     supervision = None
     if config.theta_supervised and model.input_transformer is not None:
@@ -551,6 +376,7 @@ def _main(
         macs=macs,
         macs_note=macs_note,
         session_start=started,
+        warmup_seconds=None if config.compile else 0.0,
     )
     if saved is not None:
         restore(run, saved)
@@ -588,66 +414,11 @@ def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
     """Test the selected checkpoint (if there is one), write summary.json and the curves."""
     from lstndsl.train.pictures import training_curves
 
-    cfg, prog, say = run.config, run.progress, run.console
-    params = count_parameters(run.model)
-    macs = run.macs
-    summary: dict[str, Any] = {
-        "run": str(run.out),
-        "spec": cfg.spec if not cfg.no_stn else None,
-        "backbone": cfg.backbone,
-        "no_stn": cfg.no_stn,
-        "dataset": cfg.dataset,
-        "seed": cfg.seed,
-        "image_size": run.dataset.image_size,
-        "num_classes": run.dataset.num_classes,
-        "split": run.dataset.split.counts,
-        "selected_epoch": None,
-        "val_top1": None,
-        "val_top5": None,
-        "val_loss": None,
-        "test_top1": None,
-        "test_top5": None,
-        "test_loss": None,
-        "val_theta_error": None,
-        "test_theta_error": None,
-        "test_theta": None,
-        "params": params["total"],
-        "params_stn": params["stn"],
-        "params_backbone": params["backbone"],
-        "macs": None if macs is None else macs["thop"],
-        "macs_by_convention": macs,
-        "macs_note": run.macs_note,
-        "epochs": prog.epoch,
-        "steps": prog.step,
-        "stop_reason": reason,
-        "failed": failure is not None,
-        "wall_time": None,  # set last, after the test
-        "images_per_s": prog.train_images / prog.train_seconds if prog.train_seconds else None,
-        "device": str(run.device),
-        "world_size": run.ctx.world_size,
-        "amp": cfg.amp,
-        "theta_loss": cfg.theta_loss,
-        "theta_labels": cfg.theta_labels if cfg.theta_supervised else 0.0,
-        "theta_noise": cfg.theta_noise,
-    }
+    prog, say = run.progress, run.console
+    summary = summary_fields(run, reason, failure)
     if (run.out / ckpt.BEST).exists() and prog.best_epoch is not None:
         record, test = final_test(run)
-        summary.update(
-            selected_epoch=record["epoch"],
-            val_top1=record["val_top1"],
-            val_top5=record["val_top5"],
-            val_loss=record["val_loss"],
-            test_top1=test.get("top1"),
-            test_top5=test.get("top5"),
-            test_loss=test.get("loss"),
-            val_theta_error=record["val_theta_error"],
-            test_theta_error=test.get("theta_error"),
-            test_theta=(
-                {k: test[k] for k in ("scale", "rotation", "translation", "outside")}
-                if test.get("scale") is not None
-                else None
-            ),
-        )
+        summary.update(test_fields(record, test))
         draw_transforms(run, "selected")
         say(
             f"selected epoch {record['epoch']} (best validation top-1): val top-1 "

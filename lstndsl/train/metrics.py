@@ -2,9 +2,11 @@
 top-k counts, and the metrics.jsonl writer.
 
 What it is: `Meter` (named float sums such as n, loss·n, top-1 hits; `means()` turns them into
-the numbers a log line shows), `topk_hits`, and `write_jsonl`. Sums are Python floats (double
-precision), so a resumed epoch that restores them continues exactly. What it is not: the θ
-geometry (`thetastats.py`) or what is printed (`progress.py`).
+the numbers a log line shows), `topk_hits`, and `write_jsonl`. Sums are double precision: a
+tensor added to a meter stays on its device (a float64 running sum there, no host sync per
+batch) until something reads the meter, which fetches all pending sums in one transfer per
+device and folds them into Python floats; a resumed epoch that restores them continues
+exactly. What it is not: the θ geometry (`thetastats.py`) or what is printed (`progress.py`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ import torch
 TOPK = (1, 5)
 
 
-def topk_hits(logits: torch.Tensor, labels: torch.Tensor, ks: Iterable[int] = TOPK) -> list[int]:
+def topk_hits(
+    logits: torch.Tensor, labels: torch.Tensor, ks: Iterable[int] = TOPK
+) -> list[torch.Tensor]:
     """How many rows have their label among the k highest logits, for each k (k > classes
-    counts every row)."""
+    counts every row): 0-d integer tensors on the logits' device (no host sync)."""
     ks = list(ks)
     k_max = min(max(ks), logits.shape[1])
     top = logits.detach().topk(k_max, dim=1).indices
     match = top.eq(labels.view(-1, 1))
-    return [int(match[:, : min(k, k_max)].any(dim=1).sum()) for k in ks]
+    return [match[:, : min(k, k_max)].any(dim=1).sum() for k in ks]
 
 
 class Meter:
@@ -47,15 +51,35 @@ class Meter:
     PERCENT = ("top1", "top5")
 
     def __init__(self, sums: Mapping[str, float] | None = None) -> None:
-        self.sums: dict[str, float] = dict(sums or {})
+        self._sums: dict[str, float] = dict(sums or {})
+        #: running float64 sums still on their device, folded into `_sums` when read
+        self._pending: dict[str, torch.Tensor] = {}
 
     def add(self, key: str, value: float | int | torch.Tensor) -> None:
-        v = float(value.item()) if isinstance(value, torch.Tensor) else float(value)
-        self.sums[key] = self.sums.get(key, 0.0) + v
+        if isinstance(value, torch.Tensor):
+            v = value.detach().to(torch.float64).sum()
+            old = self._pending.get(key)
+            self._pending[key] = v if old is None else old + v
+        else:
+            self._sums[key] = self._sums.get(key, 0.0) + float(value)
 
     def update(self, values: Mapping[str, float | int | torch.Tensor]) -> None:
         for k, v in values.items():
             self.add(k, v)
+
+    @property
+    def sums(self) -> dict[str, float]:
+        """All sums as Python floats (fetches what is pending: one transfer per device)."""
+        if self._pending:
+            by_device: dict[torch.device, list[str]] = {}
+            for k, v in self._pending.items():
+                by_device.setdefault(v.device, []).append(k)
+            for keys in by_device.values():
+                values = torch.stack([self._pending[k] for k in keys]).tolist()
+                for k, v in zip(keys, values, strict=True):
+                    self._sums[k] = self._sums.get(k, 0.0) + float(v)
+            self._pending = {}
+        return self._sums
 
     def __getitem__(self, key: str) -> float:
         return self.sums.get(key, 0.0)
@@ -82,10 +106,12 @@ class Meter:
 
     def reduce(self, all_reduce: Any) -> Meter:
         """Sum across processes with `all_reduce(tensor) -> tensor` (identity when alone)."""
-        keys = sorted(self.sums)
+        sums = self.sums
+        keys = sorted(sums)
         if not keys:
             return Meter()
-        total = all_reduce(torch.tensor([self.sums[k] for k in keys], dtype=torch.float64))
+        # cpu-ok: host floats go to the reduction, which moves them where its backend needs
+        total = all_reduce(torch.tensor([sums[k] for k in keys], dtype=torch.float64))
         return Meter(dict(zip(keys, (float(v) for v in total.tolist()), strict=True)))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -78,12 +79,14 @@ class ProgressBar:
         self._last_draw = 0.0
         self.postfix = ""
 
-    def update(self, batches: int, images: int, postfix: str = "") -> None:
+    def update(self, batches: int, images: int, postfix: str | Callable[[], str] = "") -> None:
+        """Count a batch; `postfix` (text, or a function that makes it, called only when the
+        bar draws: a running loss read from the device costs a host sync) follows the bar."""
         self.done += batches
         self.images += images
-        self.postfix = postfix
         now = time.perf_counter()
         if self.active and (now - self._last_draw > 0.2 or self.done >= self.total):
+            self.postfix = postfix() if callable(postfix) else postfix
             self._last_draw = now
             self._draw(now)
 

@@ -1,5 +1,6 @@
 """What a run tells its reader: the plan before the first epoch (data, split sizes, model size
-and MACs, protocol, device) and one line per epoch (the whole log when output is not a terminal).
+and MACs, protocol, device with precision, memory format and compile mode)
+and one line per epoch (the whole log when output is not a terminal).
 
 What it is: text from a `Run` and from metrics records. What it is not: the progress bar
 (progress.py) or the files (loop.py writes metrics.jsonl and summary.json).
@@ -11,6 +12,7 @@ from typing import Any
 
 import torch
 
+from lstndsl.train.device import compile_mode, use_channels_last
 from lstndsl.train.model import count_parameters
 from lstndsl.train.progress import duration
 from lstndsl.train.state import Run
@@ -60,7 +62,15 @@ def plan(run: Run, notes: list[str]) -> None:
     n = torch.get_num_threads()
     threads = f" ({n} thread{'s' if n > 1 else ''})" if run.device.type == "cpu" else ""
     procs = f", {run.ctx.world_size} processes" if run.ctx.enabled else ""
-    say(f"  device    {run.device}{threads}{procs}, {cfg.amp or 'fp32'}")
+    memory = (
+        "channels-last"
+        if use_channels_last(run.device, cfg.channels_last, ds.image_size)
+        else "NCHW"
+    )
+    say(
+        f"  device    {run.device}{threads}{procs}, {cfg.amp or 'fp32'}, {memory}, "
+        f"{compile_mode(cfg.compile)}"
+    )
     for note in notes:
         say(f"  note      {note}")
 

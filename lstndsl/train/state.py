@@ -81,6 +81,9 @@ class Run:
     #: when this session started (perf_counter) and the run's wall seconds before it
     session_start: float = 0.0
     elapsed_before: float = 0.0
+    #: seconds of this session's first (compiling) step under --compile; None until it ran,
+    #: 0.0 without --compile (excluded from training time and images/s)
+    warmup_seconds: float | None = 0.0
 
     def wall_time(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.session_start

@@ -62,6 +62,8 @@ class ThetaSupervision:
             self.labelled[torch.from_numpy(np.sort(chosen[:count]))] = True
         #: how many training images carry a θ label
         self.count = count
+        #: (targets, labelled) copied once to each device `masked_loss` has run on
+        self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def loss(
         self,
@@ -81,3 +83,26 @@ class ThetaSupervision:
         pixels = grid_distance(theta_pred[where], target, size, transform)
         half = min(size) / 2.0
         return (pixels / half).mean(), k
+
+    def masked_loss(
+        self,
+        theta_pred: torch.Tensor,
+        indices: torch.Tensor,
+        size: tuple[int, int],
+        transform: Transform = AFFINE,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`loss` without reading anything back to the host (the trainer's step): (the mean
+        grid distance over the batch's labelled images, 0 when it has none; their number), both
+        0-d tensors on θ_pred's device. Targets and mask travel to the device once."""
+        device = theta_pred.device
+        if device not in self._on:
+            self._on[device] = (self.targets.to(device), self.labelled.to(device))
+        targets, labelled = self._on[device]
+        idx = indices.to(device, non_blocking=True)
+        mask = labelled.index_select(0, idx)
+        target = targets.index_select(0, idx)
+        pixels = grid_distance(theta_pred, target, size, transform)
+        count = mask.sum()
+        half = min(size) / 2.0
+        loss = (pixels * mask).sum() / count.clamp(min=1) / half
+        return loss, count

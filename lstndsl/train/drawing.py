@@ -1,0 +1,56 @@
+"""The per-epoch picture of what the spatial transformer does: which validation images, the
+transformer's θ and output for them, the ideal θ's output and the θ-recovery error per image.
+
+What it is: `picture_indices` and `draw_transforms` (the tensor work, on the run's device).
+What it is not: the figure itself (pictures.py draws it with matplotlib).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lstndsl.train.data import Dataset
+from lstndsl.train.inputs import PICTURES
+from lstndsl.train.state import Run
+from lstndsl.train.thetastats import grid_distance
+
+
+def picture_indices(dataset: Dataset, count: int) -> np.ndarray:
+    """`count` validation examples spread evenly over the (sorted) validation indices."""
+    val = dataset.split["val"]
+    count = min(count, len(val))
+    return val[np.linspace(0, len(val) - 1, count).round().astype(np.int64)]
+
+
+@torch.no_grad()
+def draw_transforms(run: Run, tag: str) -> Path | None:
+    """Inputs, what the spatial transformer made of them and (if known) the ideal θ's output."""
+    from lstndsl.train.pictures import transform_grid
+
+    model = run.model
+    if not model.transformers or run.config.pictures == 0 or not run.ctx.is_main:
+        return None
+    batch = run.dataset.load(picture_indices(run.dataset, run.config.pictures))
+    was = model.training
+    model.eval()
+    x = batch.images.to(run.device)
+    _, thetas = model(x, return_theta=True)
+    # a transformer on a feature map is drawn on the image: feature maps align with it
+    rows = [("input", run.dataset.denormalize(x))]
+    for name, theta in thetas.items():
+        label = "transformer" if len(thetas) == 1 else f"θ {name}"
+        rows.append((label, run.dataset.denormalize(model.resample(x, theta, name))))
+    captions = [run.dataset.class_names[int(y)] for y in batch.labels]
+    supervised = model.input_transformer
+    if batch.theta is not None and supervised is not None:
+        ideal = batch.theta.to(run.device)
+        rows.append(("ideal θ", run.dataset.denormalize(model.resample(x, ideal, supervised))))
+        transform = model.transformers[supervised].transform
+        err = grid_distance(thetas[supervised], ideal, run.size, transform)
+        captions = [f"{c} · {e:.1f}px" for c, e in zip(captions, err.tolist(), strict=True)]
+    model.train(was)
+    title = f"{run.out.name}: {tag}"
+    return transform_grid(run.out / PICTURES / f"transform-{tag}.png", rows, title, captions)
