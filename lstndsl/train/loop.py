@@ -36,7 +36,8 @@ from torch import nn
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import distributed as dist
-from lstndsl.train.config import RESUMABLE, TrainConfig
+from lstndsl.train import resume, rundir
+from lstndsl.train.config import TrainConfig
 from lstndsl.train.cost import model_macs
 from lstndsl.train.data import Batch, Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
@@ -47,6 +48,7 @@ from lstndsl.train.device import (
     set_determinism,
     use_channels_last,
 )
+from lstndsl.train.guards import check_can_learn
 from lstndsl.train.inputs import (
     CONFIG,
     LOG,
@@ -62,6 +64,7 @@ from lstndsl.train.metrics import Meter, append_jsonl, topk_hits, write_jsonl
 from lstndsl.train.model import ThetaNet, build_model, count_parameters, param_groups, transformer
 from lstndsl.train.progress import Console, EpochTimer, ProgressBar
 from lstndsl.train.report import epoch_line, fmt, plan
+from lstndsl.train.splits import split_fingerprint
 from lstndsl.train.state import Progress, Run, RunResult, StopTraining
 from lstndsl.train.stopping import should_stop
 from lstndsl.train.thetaloss import ThetaSupervision
@@ -139,7 +142,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
             bar.close()
             raise StopTraining(
                 f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {batch.number + 1}"
-                f" (step {prog.step + 1}); the weights before this step are kept"
+                f" (step {prog.step + 1}); {resume.kept_note(run.out)}"
             )
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
@@ -210,6 +213,7 @@ def _payload(run: Run) -> dict[str, Any]:
         "image_size": run.dataset.image_size,
         "class_names": list(run.dataset.class_names),
         "model": run.model.state_dict(),
+        "split_fingerprint": split_fingerprint(run.dataset.split),
     }
 
 
@@ -222,7 +226,7 @@ def save_last(run: Run) -> None:
     if not _finite_weights(run.model):
         raise StopTraining(
             f"the weights stopped being finite by step {run.progress.step}; "
-            "the last good checkpoint is kept"
+            + resume.kept_note(run.out)
         )
     run.progress.elapsed = run.wall_time()
     if run.ctx.is_main:
@@ -421,6 +425,7 @@ def main(
     try:
         return _main(config, ctx, device, dataset, console or Console(ctx.is_main), started)
     finally:
+        rundir.release_claims()
         dist.teardown(ctx)
 
 
@@ -438,14 +443,13 @@ def _main(
         notes.append(determinism)
     out = dist.broadcast_object(resolve_out(config) if ctx.is_main else None)
     config = config.replace(out=str(out))
+    notes.extend(rundir.claim_notes())
     saved: dict[str, Any] | None = None
     if config.resume:
-        saved = ckpt.load(out / ckpt.LAST)
-        before = TrainConfig.from_json(saved["config"])
-        changed = {k: v for k, v in before.differences(config).items() if k not in RESUMABLE}
-        if changed:
-            listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            raise UsageError(f"--resume cannot change the run's {listed}")
+        saved = resume.verify_resume(out, config)
+        if (finished := resume.finished_summary(out, config, saved)) is not None:
+            console(f"{out}: the run is finished ({finished.get('stop_reason')}); nothing changed")
+            return RunResult(out, finished, 0)
     spec_text = saved["spec_text"] if saved is not None else read_spec_text(config)
     check_inputs(config, spec_text)
 
@@ -473,6 +477,7 @@ def _main(
 
     ckpt.seed_everything(config.seed)
     model = build_model(config, spec_text, dataset.num_classes, dataset.image_size)
+    check_can_learn(config, dataset, model, ctx.world_size)
     macs, macs_note = model_macs(model, dataset.image_size)
     model = model.to(device)
     if use_channels_last(device):
@@ -623,7 +628,7 @@ def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
         say("no epoch finished: nothing to select, the test split is left unread")
     summary["wall_time"] = run.wall_time()
     if run.ctx.is_main:
-        ckpt.save_json(run.out / SUMMARY, summary)
+        resume.write_summary(run.out / SUMMARY, summary, say)
         if prog.history:
             training_curves(run.out / PICTURES / "curves.png", prog.history, run.out.name)
         say(f"wrote {run.out / SUMMARY}, {run.out / PICTURES}/")
