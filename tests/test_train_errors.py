@@ -34,7 +34,7 @@ def test_bad_datasets_say_what_was_expected_where(
     cli: Callable[..., Any], tmp_path: Path, dataset: str, message: str
 ) -> None:
     (tmp_path / "file.txt").write_text("not a folder")
-    out = tmp_path / "run"
+    out = tmp_path.parent / f"{tmp_path.name}-run"  # outside the data (an overlap is refused)
     result = cli("train", STN, *FAST, "--dataset", dataset.format(tmp=tmp_path), "--out", out)
     assert result.code == 2
     assert message.format(tmp=tmp_path) in result.err
