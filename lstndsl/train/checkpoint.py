@@ -55,9 +55,13 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
 
 
 def _write_error(path: Path, exc: BaseException) -> UsageError:
-    if isinstance(exc, OSError):
-        reason = exc.strerror or str(exc)
-    else:  # torch's zip writer reports the OSError under it as a RuntimeError
+    # torch's zip writer reports the OSError under it (a full disk) as a RuntimeError
+    under: BaseException | None = exc
+    while under is not None and not isinstance(under, OSError):
+        under = under.__cause__ or under.__context__
+    if isinstance(under, OSError):
+        reason = under.strerror or str(under)
+    else:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     kept = (
         f"the previous {path.name} is kept as it was"

@@ -192,7 +192,7 @@ def _integer_labels(value: Any, path: Path) -> np.ndarray:
             return raw.astype(np.int64)
         at = int(np.flatnonzero(~whole)[0])
         raise DatasetError(
-            f"cifar10: {path}: label {at} is {raw.flat[at]!r}, not an integer class in 0..9"
+            f"cifar10: {path}: label {at} is {raw.flat[at].item()!r}, not an integer class in 0..9"
         )
     raise DatasetError(f"cifar10: {path}: 'labels' should be integers in 0..9, not {raw.dtype}")
 
