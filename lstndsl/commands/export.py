@@ -68,9 +68,17 @@ def _check_output(output: Path, inputs: list[str | None]) -> None:
     """-o must be a file of its own: not a directory, not one of this command's inputs."""
     if output.is_dir():
         raise UsageError(f"-o {output} is a directory; give the file to write, e.g. model.onnx")
+    parent = output.parent if str(output.parent) else Path(".")
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        why = "a read-only file system" if _read_only(parent) else "not writable"
+        raise UsageError(f"cannot write -o {output}: its directory {parent} is {why}")
     for given in inputs:
         if given and Path(given).exists() and output.exists() and os.path.samefile(given, output):
             raise UsageError(f"-o {output} is one of the inputs ({given}): it would be overwritten")
+
+
+def _read_only(directory: Path) -> bool:
+    return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
 
 
 def run(args: argparse.Namespace) -> int:
