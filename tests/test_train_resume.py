@@ -352,3 +352,35 @@ def test_the_traces_of_a_kill_between_two_writes_resume(
     assert metrics.read_text() == whole
     again = json.loads((run_dir / "summary.json").read_text())
     assert strip(again) == strip(summary)
+
+
+def test_summary_json_is_never_rewritten_with_less(tmp_path: Path) -> None:
+    from lstndsl.train.resume import write_summary
+
+    path = tmp_path / "summary.json"
+    said: list[str] = []
+    assert write_summary(path, {"selected_epoch": 2, "epochs": 3}, said.append)
+    assert not write_summary(path, {"selected_epoch": None, "epochs": 3}, said.append)
+    assert not write_summary(path, {"selected_epoch": 1, "epochs": 1}, said.append)
+    assert json.loads(path.read_text()) == {"selected_epoch": 2, "epochs": 3}
+    assert said == [f"kept {path}: it holds more (epoch 2 selected) than this"] * 2
+    assert write_summary(path, {"selected_epoch": 4, "epochs": 5}, said.append)
+    assert json.loads(path.read_text())["epochs"] == 5
+
+
+def test_resume_of_a_run_without_a_checkpoint_starts_it_from_scratch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lstndsl.commands.train import make_config
+    from lstndsl.train.config import TrainConfig
+
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = TrainConfig(spec="specs/stn.spec", backbone="test_resnet", out=str(out), lr=0.01)
+    (out / "config.json").write_text(saved.dumps())
+    config = make_config({"resume": True, "out": str(out)})
+    assert config == saved.replace(resume=False)
+    assert capsys.readouterr().out == (
+        f"--resume: {out} holds no last.pt (its run never reached a checkpoint): starting it "
+        "from scratch with its config.json\n"
+    )

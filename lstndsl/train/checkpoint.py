@@ -215,5 +215,11 @@ def rebuild_model(path: str | Path) -> nn.Module:
     data = load(Path(path))
     config = TrainConfig.from_json(data["config"])
     model = build_model(config, data.get("spec_text"), data["num_classes"], data["image_size"])
-    model.load_state_dict(data["model"])
+    try:
+        model.load_state_dict(data["model"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(
+            f"{path}: its weights do not fit the model its config builds ({first})"
+        ) from None
     return model.eval()
