@@ -102,6 +102,43 @@ def test_export_to_a_read_only_file_system_is_exit_2(read_only: Path) -> None:
     )
 
 
+def test_a_run_directory_on_a_file_system_made_read_only_is_exit_2(tmp_path: Path) -> None:
+    place = tmp_path / "fs"
+    place.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(place)]).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root?)")
+    try:
+        out = place / "run"
+        out.mkdir()
+        config = {"spec": str(STN), "backbone": "test_resnet", "out": str(out)}
+        (out / "config.json").write_text(json.dumps(config))
+        subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+        done = lstndsl("train", "--resume", "--out", out)
+    finally:
+        subprocess.run(["umount", str(place)], check=True)
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"lstndsl: error: cannot write {out / 'lstndsl.lock'}: Read-only file system\n"
+    )
+
+
+def test_training_with_stdout_to_a_full_device_is_exit_2(tmp_path: Path) -> None:
+    from train_helpers import write_folder
+
+    data = f"folder:{write_folder(tmp_path / 'data')}"
+    args = ["train", STN, "--backbone", "test_resnet", "--image-size", "32", "--dataset", data]
+    with open("/dev/full", "w") as full:
+        done = lstndsl(
+            *args, "--out", tmp_path / "run", stdout=full, stderr=subprocess.PIPE,
+            capture_output=False,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == (
+        "lstndsl: error: cannot write to standard output: No space left on device\n"
+    )
+    assert not (tmp_path / "run" / "last.pt").exists()  # it stopped before training
+
+
 # --- export --weights -----------------------------------------------------------------------------
 
 

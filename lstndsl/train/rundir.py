@@ -269,7 +269,7 @@ def _claim_named(out: Path, config: TrainConfig) -> DirLock:
             raise UsageError(
                 f"{out} already holds a run: add --resume to continue it, or choose another --out"
             )
-        if not config.resume and holding.kind == "run" and len(holding.entries) > 1:
+        if not config.resume and holding.kind == "run" and set(holding.entries) - {LOCK}:
             _notes.append(
                 f"{out} holds a run that never reached a checkpoint: starting it again from scratch"
             )
