@@ -1,51 +1,102 @@
-"""IR -> torch: build the spatial transformer (and, with a backbone, the full model), then
+"""IR -> torch: build the spatial transformers (and, with a backbone, the model object), then
 check that torch agrees with the catalog, row by row.
 
 Three witnesses for every number: the spec declares it, the catalog infers it (check.py),
 and here the real module is counted and run. A disagreement is a CompileError at the row.
+
+One place decides what a model is compiled at (`model_input`): the image's channels (the first
+input transformer's, else 3) and size (the size asked for, else the backbone's default
+resolution, else the spec's declared input). A transformer at the input is inferred at that
+size; one on a backbone module (`at: layer2`) at the real feature map there
+(compiler/placement.py), whose channels its `input:` must declare exactly.
+
+Errors name parameters (`num_classes`, `input_size`), never command-line flags: the commands
+say which flag that is.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from compiler import backbones, transforms
+from compiler import backbones, placement, transforms
 from compiler.layers import build_chain
-from compiler.stn import SpatialTransformer, STNModel
+from compiler.stn import INPUT, SpatialTransformer, STNModel
 from lstndsl import check, ir
-from lstndsl.errors import CompileError, Diagnostic, SpecCheckError, UsageError
+from lstndsl.errors import (
+    CompileError,
+    Diagnostic,
+    SpecCheckError,
+    SpecInputError,
+    UsageError,
+    did_you_mean,
+)
 from lstndsl.ir import format_shape
 
 InputSize = int | tuple[int, int] | None
+Specs = ir.Spec | Sequence[ir.Spec]
+
+
+def as_specs(specs: Specs) -> list[ir.Spec]:
+    """One spec or several, as a list (in the order they apply)."""
+    out = [specs] if isinstance(specs, ir.Spec) else list(specs)
+    if not out:
+        raise UsageError("build needs at least one spec")
+    return out
 
 
 def size_pair(input_size: InputSize) -> tuple[int, int] | None:
+    """`input_size` as (H, W): N, (H, W) or None; anything else is a UsageError."""
     if input_size is None:
         return None
+    if isinstance(input_size, bool):
+        raise UsageError(f"input_size must be N or (H, W), got {input_size!r}")
     if isinstance(input_size, int):
-        return (input_size, input_size)
-    return (int(input_size[0]), int(input_size[1]))
+        pair: tuple[Any, ...] = (input_size, input_size)
+    elif isinstance(input_size, tuple | list) and len(input_size) == 2:
+        pair = tuple(input_size)
+    else:
+        raise UsageError(f"input_size must be N or (H, W), got {input_size!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise UsageError(f"input_size must be whole numbers, got {input_size!r}")
+    return (pair[0], pair[1])
 
 
-def model_size(spec: ir.Spec, backbone: str | None, input_size: InputSize) -> tuple[int, int]:
+def _first_input_spec(specs: Specs) -> ir.Spec | None:
+    return next((s for s in as_specs(specs) if s.at == INPUT), None)
+
+
+def model_size(specs: Specs, backbone: str | None, input_size: InputSize) -> tuple[int, int]:
     """The (H, W) a model is compiled at: the size asked for, else the backbone's default
-    resolution, else the spec's declared input size."""
+    resolution, else the (first input) spec's declared input size."""
     size = size_pair(input_size)
     if size is not None:
         return size
     if backbone is not None:
         r = backbones.default_resolution(backbone)
         return (r, r)
-    return (spec.input.height, spec.input.width)
+    first = _first_input_spec(specs) or as_specs(specs)[0]
+    return (first.input.height, first.input.width)
+
+
+def model_input(
+    specs: Specs, backbone: str | None, input_size: InputSize = None
+) -> tuple[int, int, int]:
+    """(C, H, W) of the images the model takes: the first input transformer's channels (else
+    3, a backbone's usual input), at `model_size`. The trainer feeds batches of this shape."""
+    first = _first_input_spec(specs)
+    if first is None and backbone is None:
+        first = as_specs(specs)[0]
+    channels = first.input.channels if first is not None else 3
+    return (channels, *model_size(specs, backbone, input_size))
 
 
 def check_backbone_args(backbone: str | None, num_classes: int | None) -> None:
     if num_classes is not None and backbone is None:
-        raise UsageError("--num-classes needs --backbone")
+        raise UsageError("num_classes needs a backbone")
 
 
 def analyze_for_build(spec: ir.Spec, input_size: InputSize = None) -> check.Analysis:
@@ -65,39 +116,42 @@ def analyze_for_build(spec: ir.Spec, input_size: InputSize = None) -> check.Anal
 MAX_ELEMENTS = 2**31
 
 
+def _error(
+    spec: ir.Spec, message: str, pos: ir.Pos | None, hint: str | None, code: str
+) -> Diagnostic:
+    p = pos or ir.Pos(line=1, column=1)
+    return Diagnostic("error", message, spec.path, p.line, p.column, hint, code=code)
+
+
 def _guard_size(spec: ir.Spec, analysis: check.Analysis) -> None:
     """Refuse, at the first row where it happens, a net whose weights or one image's feature
     map would not fit in memory (a mistyped 100000-channel conv), instead of dying in the
     allocator."""
-    diags = []
     places: list[tuple[str, int, int, ir.Pos | None]] = [
-        (rr.row.type.text, rr.params, math.prod(rr.output or ()), rr.row.type.pos)
+        (rr.row.type.text, rr.params, _numel(rr.output or ()), rr.row.type.pos)
         for rr in analysis.rows
     ]
-    places += [(r.name, r.params, math.prod(r.output), spec.head_pos) for r in analysis.head]
+    places += [(r.name, r.params, _numel(r.output), spec.head_pos) for r in analysis.head]
     for what, params, elements, pos in places:
         if max(params, elements) > MAX_ELEMENTS:
-            p = pos or ir.Pos(line=1, column=1)
             count, size = max((params, "parameters"), (elements, "output elements per image"))
             gib = count * 4 / 2**30
-            diags.append(
-                Diagnostic(
-                    "error",
-                    f"'{what}' has {count:,} {size} ({gib:,.0f} GiB in float32):"
-                    " too large to build",
-                    spec.path,
-                    p.line,
-                    p.column,
-                    "check the Filter Shape and the input size",
-                    code="too-large",
-                )
+            message = (
+                f"'{what}' has {count:,} {size} ({gib:,.0f} GiB in float32): too large to build"
             )
-            break  # the first one: the rest follow from it
-    if diags:
-        raise CompileError(diags, spec.source)
+            hint = "check the Filter Shape and the input size"
+            raise CompileError([_error(spec, message, pos, hint, "too-large")], spec.source)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def build_stn(spec: ir.Spec, analysis: check.Analysis) -> SpatialTransformer:
+    """The spec's spatial transformer at the analysis' size, at the identity transform."""
     _guard_size(spec, analysis)
     localization = nn.Sequential()
     for i, rr in enumerate(analysis.rows, start=1):
@@ -105,41 +159,22 @@ def build_stn(spec: ir.Spec, analysis: check.Analysis) -> SpatialTransformer:
         localization.add_module(f"row{i:02d}_{kinds}", build_chain(rr.layers))
     head = build_chain(analysis.head)
     last = list(head.children())[-1] if len(head) else None
-    if not isinstance(last, nn.Linear):
-        pos = spec.head_pos or ir.Pos(line=1, column=1)
-        raise CompileError(
-            [
-                Diagnostic(
-                    "error",
-                    "the head must end in a linear layer: it starts at the identity transform"
-                    " (zero weights, identity bias)",
-                    spec.path,
-                    pos.line,
-                    pos.column,
-                    f"end the head with 'fc {spec.transform.dof}'",
-                    code="head",
-                )
-            ],
-            spec.source,
+    if not isinstance(last, nn.Linear) or last.bias is None:
+        message = (
+            "the head must end in a linear layer: it starts at the identity transform"
+            " (zero weights, identity bias)"
+            if not isinstance(last, nn.Linear)
+            else "the head's last linear layer needs a bias to hold the identity"
         )
+        hint = f"end the head with 'fc {spec.transform.dof}'"
+        raise CompileError([_error(spec, message, spec.head_pos, hint, "head")], spec.source)
     with torch.no_grad():
         last.weight.zero_()
-        if last.bias is None:
-            raise CompileError(
-                [
-                    Diagnostic(
-                        "error",
-                        "the head's last linear layer needs a bias to hold the identity",
-                        spec.path,
-                        (spec.head_pos or ir.Pos(line=1, column=1)).line,
-                        (spec.head_pos or ir.Pos(line=1, column=1)).column,
-                        code="head",
-                    )
-                ],
-                spec.source,
-            )
         last.bias.copy_(torch.tensor(transforms.identity_raw(spec.transform)))
-    return SpatialTransformer(localization, head, spec.transform, spec.sampler)
+    _, h, w = analysis.input
+    stn = SpatialTransformer(localization, head, spec.transform, spec.sampler, (h, w), spec.at)
+    stn.analysis = analysis
+    return stn
 
 
 def verify(stn: SpatialTransformer, analysis: check.Analysis) -> None:
@@ -148,8 +183,7 @@ def verify(stn: SpatialTransformer, analysis: check.Analysis) -> None:
     diags: list[Diagnostic] = []
 
     def disagree(message: str, pos: ir.Pos | None) -> None:
-        p = pos or ir.Pos(line=1, column=1)
-        diags.append(Diagnostic("error", message, spec.path, p.line, p.column, code="torch"))
+        diags.append(_error(spec, message, pos, None, "torch"))
 
     modules = list(stn.localization.children())
     for module, rr in zip(modules, analysis.rows, strict=True):
@@ -170,68 +204,159 @@ def verify(stn: SpatialTransformer, analysis: check.Analysis) -> None:
     stn.eval()
     try:
         with torch.no_grad():
-            x = torch.zeros(1, *analysis.input)
-            for module, rr in zip(modules, analysis.rows, strict=True):
-                try:
-                    x = module(x)
-                except RuntimeError as err:  # e.g. a builder that disagrees on channels
-                    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    disagree(f"torch cannot run this row: {reason}", rr.row.type.pos)
-                    break
-                got = tuple(x.shape[1:])
-                if got != rr.output:
-                    disagree(
-                        f"torch's output is {format_shape(got)}, the catalog infers"
-                        f" {format_shape(rr.output or ())}",
-                        rr.row.type.pos,
-                    )
-                    break
-            else:
-                out = stn.head(x)
-                if tuple(out.shape[1:]) != (spec.transform.dof,):
-                    disagree(
-                        f"torch's head gives {tuple(out.shape[1:])}, expected"
-                        f" ({spec.transform.dof},)",
-                        spec.head_pos,
-                    )
+            _run_rows(stn, analysis, modules, disagree)
     finally:
         stn.train(was_training)
     if diags:
         raise CompileError(diags, spec.source)
 
 
+def _run_rows(
+    stn: SpatialTransformer, analysis: check.Analysis, modules: list[nn.Module], disagree: Any
+) -> None:
+    spec = analysis.spec
+    x = torch.zeros(1, *analysis.input)
+    for module, rr in zip(modules, analysis.rows, strict=True):
+        try:
+            x = module(x)
+        except RuntimeError as err:  # e.g. a builder that disagrees on channels
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            disagree(f"torch cannot run this row: {reason}", rr.row.type.pos)
+            return
+        got = tuple(x.shape[1:])
+        if got != rr.output:
+            disagree(
+                f"torch's output is {format_shape(got)}, the catalog infers"
+                f" {format_shape(rr.output or ())}",
+                rr.row.type.pos,
+            )
+            return
+    out = stn.head(x)
+    if tuple(out.shape[1:]) != (spec.transform.dof,):
+        disagree(
+            f"torch's head gives {tuple(out.shape[1:])}, expected ({spec.transform.dof},)",
+            spec.head_pos,
+        )
+
+
+def compile_stn(spec: ir.Spec, input_size: InputSize = None) -> SpatialTransformer:
+    """One spec's transformer, analyzed, built and verified at `input_size` (None: declared)."""
+    analysis = analyze_for_build(spec, input_size)
+    stn = build_stn(spec, analysis)
+    verify(stn, analysis)
+    return stn
+
+
+def _place(
+    spec: ir.Spec, probes: dict[str, placement.Probe], net: nn.Module, image: tuple[int, int, int]
+) -> tuple[int, int]:
+    """The (H, W) of the feature map `spec` sits on; SpecInputError at `at:` when there is no
+    such map, SpecCheckError at `input:` when its channels differ from the declared ones."""
+    reason = placement.why_not(probes.get(spec.at), spec.at)
+    if reason is not None:
+        names = placement.placeable(net, image)
+        hint = did_you_mean(spec.at, names) or ""
+        stages = {n: s for n, s in names.items() if "." not in n} or names
+        shown = ", ".join(f"{n} ({format_shape(s)})" for n, s in stages.items())
+        hint = (hint + " " if hint else "") + f"feature maps of this backbone: {shown}"
+        raise SpecInputError([_error(spec, reason, spec.at_pos, hint, "at")], spec.source)
+    c, h, w = probes[spec.at].shape
+    if spec.input.channels != c:
+        declared = format_shape(spec.input.shape)
+        message = (
+            f"'{spec.at}' outputs {format_shape((c, h, w))} here, not {declared}: the"
+            f" transformer's input needs {c} channels"
+        )
+        hint = f"declare 'input: {h}x{w}x{c}'"
+        raise SpecCheckError([_error(spec, message, spec.input.pos, hint, "at")], spec.source)
+    return (h, w)
+
+
+def _probe(
+    specs: list[ir.Spec], net: nn.Module, image: tuple[int, int, int], sites: list[str]
+) -> dict[str, placement.Probe]:
+    if not sites:
+        return {}
+    try:
+        return placement.feature_shapes(net, image, sites)
+    except (RuntimeError, ValueError, AssertionError) as err:
+        spec = next(s for s in specs if s.at != INPUT)
+        c, h, w = image
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = f"the backbone cannot run a {h}×{w}×{c} image to find '{spec.at}': {reason}"
+        raise SpecInputError([_error(spec, message, spec.at_pos, None, "at")], spec.source) from err
+
+
+def _chain(specs: list[ir.Spec], input_size: InputSize) -> nn.Module:
+    """Several transformers, no backbone: each at its declared input (input transformers at
+    `input_size`), applied in order; the shapes must chain."""
+    out: list[SpatialTransformer] = []
+    shape: tuple[int, ...] | None = None
+    for spec in specs:
+        if spec.at != INPUT:
+            message = f"a transformer at '{spec.at}' needs a backbone to sit in"
+            raise SpecInputError([_error(spec, message, spec.at_pos, None, "at")], spec.source)
+        stn = compile_stn(spec, input_size)
+        if shape is not None and stn.analysis.input != shape:
+            message = (
+                f"this transformer takes {format_shape(stn.analysis.input)}, the one before it"
+                f" gives {format_shape(shape)}"
+            )
+            raise SpecCheckError(
+                [_error(spec, message, spec.input.pos, None, "chain")], spec.source
+            )
+        shape = stn.analysis.input
+        out.append(stn)
+    model = STNModel(out, None)
+    model.image = out[0].analysis.input
+    return model
+
+
 def build(
-    spec: ir.Spec,
+    spec: Specs,
     backbone: str | None = None,
     num_classes: int | None = None,
     input_size: InputSize = None,
     **backbone_options: Any,
 ) -> nn.Module:
-    """Compile a spec. Without a backbone: the spatial transformer alone (image in, resampled
-    image out). With one (any `compiler.backbones` name, built from scratch with
-    `num_classes` outputs and the spec's input channels): `STNModel`, whose forward is
-    `backbone(stn(x))`.
+    """Compile one spec or several (applied in the order given).
 
-    `input_size` (N or (H, W)) re-infers the localization net and head at that size; with a
-    backbone and no input size, the backbone's default resolution is used
-    (`backbones.default_resolution`: 224 for ResNet, 240 for efficientnet_b1 …).
+    Without a backbone, one spec: its spatial transformer alone (input in, resampled input
+    out), at its declared input or `input_size`; several: an `STNModel` chaining them. With a
+    backbone (any `compiler.backbones` name, built from scratch with `num_classes` outputs and
+    the image channels of `model_input`): an `STNModel` whose transformers sit at their spec's
+    `at:` site. `input_size` (N or (H, W)) sets the image size; with a backbone and none, its
+    default resolution (224 for ResNet, 240 for efficientnet_b1 …).
     """
+    specs = as_specs(spec)
+    size = size_pair(input_size)
     if backbone is None:
         if num_classes is not None or backbone_options:
-            raise UsageError("--num-classes (and backbone options) need a backbone (--backbone)")
-    else:
-        size = model_size(spec, backbone, input_size)
-        input_size = size
-        backbone_options.setdefault("in_chans", spec.input.channels)
-        if size[0] == size[1]:
-            backbone_options.setdefault("input_size", size[0])
-        # the backbone first: under one seed it starts from the same weights with or without
-        # a spatial transformer in front (the trainer's baselines rely on it)
-        net = backbones.create(backbone, num_classes=num_classes, **backbone_options)
-        stn = build(spec, input_size=input_size)
-        assert isinstance(stn, SpatialTransformer)
-        return STNModel(stn, net)
-    analysis = analyze_for_build(spec, input_size)
-    stn = build_stn(spec, analysis)
-    verify(stn, analysis)
-    return stn
+            raise UsageError("num_classes and backbone options need a backbone")
+        if len(specs) == 1:
+            return compile_stn(specs[0], size)
+        return _chain(specs, size)
+    image = model_input(specs, backbone, size)
+    backbone_options.setdefault("in_chans", image[0])
+    if image[1] == image[2]:
+        backbone_options.setdefault("input_size", image[1])
+    # the backbone first: under one seed it starts from the same weights with or without
+    # spatial transformers (the trainer's baselines rely on it)
+    net = backbones.create(backbone, num_classes=num_classes, **backbone_options)
+    sites = [s.at for s in specs if s.at != INPUT]
+    probes = _probe(specs, net, image, sites)
+    stns: list[SpatialTransformer] = []
+    for s in specs:
+        if s.at == INPUT:
+            if s.input.channels != image[0]:
+                message = (
+                    f"the image has {image[0]} channels (the first transformer's input), this"
+                    f" transformer's input declares {s.input.channels}"
+                )
+                raise SpecCheckError([_error(s, message, s.input.pos, None, "chain")], s.source)
+            stns.append(compile_stn(s, image[1:]))
+        else:
+            stns.append(compile_stn(s, _place(s, probes, net, image)))
+    model = STNModel(stns, net)
+    model.image = image
+    return model

@@ -30,8 +30,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from compiler.stn import GridSampler, SpatialTransformer, STNModel
-from lstndsl import check, ir
+from compiler.stn import GridSampler, SpatialTransformer, STNModel, compiled
+from lstndsl import check
 from lstndsl import cost as rules
 from lstndsl.cost import Op
 from lstndsl.ir import Shape
@@ -107,9 +107,7 @@ def module_ops(module: nn.Module, args: tuple[Any, ...], y: Any, name: str = "")
     listed = _ptflops_listed(module)
     label = f"{name} ({type(module).__name__})" if name else type(module).__name__
     if isinstance(module, GridSampler):
-        projective = len(args) > 1 and args[1].shape[1] == 3
-        tkind: ir.TransformKind = "projective" if projective else "affine"
-        return rules.sampler_ops(ir.Transform(kind=tkind), module.sampler, _per_image(y))
+        return rules.sampler_ops(module.transform, module.sampler, _per_image(y))
     o = _per_image(y) if isinstance(y, torch.Tensor) else i
 
     def op(kind: str, cost: dict[str, int], **kw: Any) -> list[Op]:
@@ -293,6 +291,8 @@ class Profile:
     """Module classes no rule prices (counted 0 everywhere), with how many calls."""
     unlisted: dict[str, int] = field(default_factory=dict)
     """Module classes ptflops does not list (it counts them 0), with their `full` MACs."""
+    transformers: list[dict[str, Any]] = field(default_factory=list)
+    """Each transformer: name, spec, site, input (C, H, W), params, macs[convention][part]."""
 
     @property
     def macs(self) -> dict[str, int]:
@@ -304,29 +304,56 @@ class Profile:
         }
 
 
-def spec_profile(
-    analysis: check.Analysis,
-    model: nn.Module,
-    backbone: str | None = None,
-    num_classes: int | None = None,
-) -> Profile:
-    """Profile a model `compiler.build` made from `analysis` (a SpatialTransformer or STNModel)."""
+def _transformer_part(name: str, stn: SpatialTransformer) -> dict[str, Any]:
+    analysis = stn.analysis
     ops = rules.spec_ops(analysis)
+    return {
+        "name": name,
+        "spec": analysis.spec.name,
+        "site": stn.site,
+        "input": list(analysis.input),
+        "params": {
+            "localization": analysis.params_localization,
+            "head": analysis.params_head,
+            "stn": analysis.params_total,
+        },
+        "macs": {conv: ops.macs(conv) for conv in rules.CONVENTIONS},
+        "ops": ops,
+    }
+
+
+def _backbone_ops(model: nn.Module, image: Shape) -> tuple[nn.Module | None, list[Op]]:
     net = model.backbone if isinstance(model, STNModel) else None
-    stn = model.stn if isinstance(model, STNModel) else model
-    assert isinstance(stn, SpatialTransformer)
-    net_ops = count(net, analysis.input) if net is not None else []
-    stn_params = analysis.params_total
+    if net is None:
+        return None, []
+    assert isinstance(model, STNModel)
+    with model.without_transformers():
+        return net, count(net, image)
+
+
+def model_profile(
+    model: nn.Module, backbone: str | None = None, num_classes: int | None = None
+) -> Profile:
+    """Profile a model `compiler.build` made (a SpatialTransformer or STNModel): each
+    transformer priced at its own input (the image, or its feature map), the backbone alone."""
+    stns = dict(compiled(model).transformers)
+    image = tuple(getattr(model, "image", None) or next(iter(stns.values())).analysis.input)
+    parts_of = [_transformer_part(n, s) for n, s in stns.items()]
+    net, net_ops = _backbone_ops(model, image)
+    stn_params = sum(t["params"]["stn"] for t in parts_of)
     net_params = params(net) if net is not None else None
+    all_ops = [op for t in parts_of for op in t["ops"].all()]
     parts: dict[str, dict[str, int]] = {}
     categories: dict[str, dict[str, int]] = {}
     for conv in rules.CONVENTIONS:
-        p = ops.macs(conv)
-        p.pop("total")
+        p = {
+            k: sum(t["macs"][conv][k] for t in parts_of)
+            for k in ("localization", "head", "sampler")
+        }
         p["backbone"] = rules.macs(net_ops, conv)
         p["total"] = sum(p.values())
         parts[conv] = p
-        categories[conv] = rules.by_category([*ops.all(), *net_ops], conv)
+        categories[conv] = rules.by_category([*all_ops, *net_ops], conv)
     unpriced: Counter[str] = Counter()
     unlisted: Counter[str] = Counter()
     for op in net_ops:
@@ -336,20 +363,34 @@ def spec_profile(
         elif not op.listed and op.kind != "tensor":
             unlisted[cls] += rules.macs([op], "full")
     return Profile(
-        spec=analysis.spec.name,
-        input=analysis.input,
+        spec=" + ".join(t["spec"] for t in parts_of),
+        input=image,
         backbone=backbone,
         num_classes=num_classes,
         params={
-            "localization": analysis.params_localization,
-            "head": analysis.params_head,
+            "localization": sum(t["params"]["localization"] for t in parts_of),
+            "head": sum(t["params"]["head"] for t in parts_of),
             "stn": stn_params,
             "backbone": net_params,
             "total": stn_params + (net_params or 0),
         },
         parts=parts,
         categories=categories,
-        ptflops=ptflops_macs(model, analysis.input),
+        ptflops=ptflops_macs(model, image),
         unpriced=dict(unpriced),
         unlisted={k: v for k, v in unlisted.items() if v},
+        transformers=[{k: v for k, v in t.items() if k != "ops"} for t in parts_of],
     )
+
+
+def spec_profile(
+    analysis: check.Analysis,
+    model: nn.Module,
+    backbone: str | None = None,
+    num_classes: int | None = None,
+) -> Profile:
+    """Profile a model of one spec (`model_profile`; `analysis` stands for its transformer's)."""
+    stns = list(compiled(model).transformers.values())
+    if len(stns) == 1 and stns[0].analysis is None:
+        stns[0].analysis = analysis
+    return model_profile(model, backbone, num_classes)

@@ -349,7 +349,7 @@ def emit_python(spec: ir.Spec, input_size: InputSize = None) -> str:
     body.append("        self.head = _chain(")
     body += _layers(12, [name for name, _ in head_children], analysis.head)
     body.append("        )")
-    body.append("        self.resample = GridSampler()")
+    body.append("        self.grid_sampler = GridSampler()")
     last = head_children[-1][0]
     identity = ", ".join(repr(v) for v in transforms.identity_raw(t))
     body += [
@@ -371,7 +371,7 @@ def emit_python(spec: ir.Spec, input_size: InputSize = None) -> str:
         "",
         "    def sample(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:",
         '        """Resample x with θ."""',
-        "        out: torch.Tensor = self.resample(x, theta)",
+        "        out: torch.Tensor = self.grid_sampler(x, theta)",
         "        return out",
         "",
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:",

@@ -11,10 +11,11 @@ Two formats, chosen by the file's extension (or `fmt`):
   `torch.jit.script` are deprecated in torch 2.14 (FutureWarning), and scripting fails on the
   spatial transformer's annotations.
 
-The exported function takes `image` (B×C×H×W, the batch dynamic) and, for a spatial
-transformer (alone or in `STNModel`), returns two outputs: `output` (the resampled image, or
-the backbone's logits) and `theta` (B×2×3, B×3×3 for a projective transform), both from one
-forward. Any other module returns `output` only.
+The exported function takes `image` (B×C×H×W, the batch dynamic) and, for a model from
+`compiler.build`, returns `output` (the resampled image, or the backbone's logits) and the θ of
+each transformer from the same forward: `theta` for a model of one (B×2×3, B×3×3 projective,
+B×N×2 tps control points), `theta_<name>` for each of several (`theta_input`, `theta_layer2`).
+Any other module returns `output` only.
 
 Verification (`verify`, run by `export`) feeds one seeded random batch, of another size than
 the one traced, to the file and to PyTorch, and checks each stage against its own
@@ -40,12 +41,11 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from compiler.stn import STNModel
+from compiler.stn import compiled
 from lstndsl.errors import Diagnostic, LstnError, UsageError, did_you_mean
 
 #: format name -> file extension
@@ -94,32 +94,32 @@ class Verification:
 
 
 class WithTheta(nn.Module):
-    """What the exported file computes for a spatial transformer: (output, θ), one forward.
-    `model` is a SpatialTransformer-like module (`theta`, `sample`) or an STNModel."""
+    """What the exported file computes for a model with spatial transformers: (output, θ of
+    each transformer in application order), one forward, through the model's own API."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        theta = _stn(self.model).theta(x)
-        return self.after_theta(x, theta), theta
-
-    def after_theta(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """The rest of the forward, from a given θ: sampler, then backbone if any."""
-        out: torch.Tensor = _stn(self.model).sample(x, theta)
-        if isinstance(self.model, STNModel):
-            out = self.model.backbone(out)
-        return out
-
-
-def _stn(model: nn.Module) -> Any:
-    return model.stn if isinstance(model, STNModel) else model
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out, thetas = self.model(x, return_theta=True)
+        return (out, *thetas.values())
 
 
 def has_theta(model: nn.Module) -> bool:
-    stn = _stn(model)
-    return callable(getattr(stn, "theta", None)) and callable(getattr(stn, "sample", None))
+    """Whether the model is one of compiler.build's, with at least one transformer."""
+    return bool(getattr(model, "transformers", None))
+
+
+def output_names(model: nn.Module) -> list[str]:
+    """`output`, then `theta` for a model of one transformer, `theta_<name>` for each of
+    several."""
+    if not has_theta(model):
+        return ["output"]
+    names = list(compiled(model).transformers)
+    if len(names) == 1:
+        return ["output", "theta"]
+    return ["output", *(f"theta_{n}" for n in names)]
 
 
 def format_of(path: str | Path, fmt: str | None = None) -> str:
@@ -154,7 +154,7 @@ def _dynamic_batch() -> tuple[dict[int, torch.export.Dim],]:
 
 def _exported(model: nn.Module) -> tuple[nn.Module, list[str]]:
     if has_theta(model):
-        return WithTheta(model).eval(), ["output", "theta"]
+        return WithTheta(model).eval(), output_names(model)
     return model, ["output"]
 
 
@@ -241,10 +241,13 @@ def verify(
             return Verification(
                 fmt, str(path), batch, end_to_end, tolerance, None, None, end_to_end, _runtime(fmt)
             )
-        wrapper = WithTheta(model)
-        theta = _stn(model).theta(x)
-        theta_diff = _max_diff(got[1], theta, "theta", path)
-        given = wrapper.after_theta(x, got[1].to(theta.dtype))
+        _, thetas = model(x, return_theta=True)
+        theta_diff, theta_scale = 0.0, 0.0
+        for file_theta, (name, theta) in zip(got[1:], thetas.items(), strict=True):
+            theta_diff = max(theta_diff, _max_diff(file_theta, theta, f"theta of {name}", path))
+            theta_scale = max(theta_scale, _scale(theta))
+        files = {n: t.to(torch.float32) for n, t in zip(thetas, got[1:], strict=True)}
+        given = model(x, thetas=files)
         diff = _max_diff(got[0], given, "output", path)
     return Verification(
         fmt,
@@ -253,7 +256,7 @@ def verify(
         diff,
         tolerance_for(input_shape) * _scale(given),
         theta_diff,
-        RTOL * _scale(theta),
+        RTOL * theta_scale,
         end_to_end,
         _runtime(fmt),
     )

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
-from compiler.stn import STNModel
+from compiler.stn import INPUT, STNModel
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -129,8 +129,12 @@ def fuse(module: M, *, fold: bool = True, channels_last: bool = True) -> M:
     fused = copy.deepcopy(module).eval()
     if fold:
         if isinstance(fused, STNModel):
-            fold_batchnorm(fused.stn)
-            fused.backbone = _fold_traced(fused.backbone)
+            for stn in fused.transformers.values():
+                fold_batchnorm(stn)
+            # fx tracing drops forward hooks: a backbone carrying transformers stays unfolded
+            placed = any(site != INPUT for site in fused.sites.values())
+            if fused.backbone is not None and not placed:
+                fused.backbone = _fold_traced(fused.backbone)
         else:
             fold_batchnorm(fused)
     if channels_last:

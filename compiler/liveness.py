@@ -1,7 +1,8 @@
 """Liveness: does the spatial transformer reach the output, and does all of it learn?
 
-`check(model, analysis)` runs on a deep copy of the model, with a tiny random batch (2 images
-at the size the model was built for), and raises `CompileError` at the spec's rows if:
+`check(model)` runs on a deep copy of the model, with a tiny random batch (2 images at the size
+the model was built for), and raises `CompileError` at the rows of the spec concerned if, for
+any of the model's transformers (at the input or on a backbone feature map):
 
 1. changing θ does not change the model's output: the spatial transformer does not reach it
    (the defect of the L-STN authors' ResNet-50/152 and EfficientNet notebooks, whose forward
@@ -23,12 +24,13 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compiler.stn import SpatialTransformer
+from compiler.stn import SpatialTransformer, compiled
 from lstndsl import ir
 from lstndsl.check import Analysis
 from lstndsl.errors import CompileError, Diagnostic
@@ -49,13 +51,6 @@ class Liveness:
     """Smallest gradient norm among the checked tensors (after one optimizer step)."""
     dead_by_construction: list[str] = field(default_factory=list)
     """Parameters whose gradient is zero by design (biases right before a batch norm)."""
-
-
-def _transformer(model: nn.Module) -> SpatialTransformer:
-    stn = model if isinstance(model, SpatialTransformer) else getattr(model, "stn", None)
-    if not isinstance(stn, SpatialTransformer):
-        raise TypeError("liveness.check needs a SpatialTransformer or a model with .stn")
-    return stn
 
 
 def _last_linear(stn: SpatialTransformer) -> nn.Linear:
@@ -95,52 +90,64 @@ def _where(name: str, stn: SpatialTransformer, analysis: Analysis) -> ir.Pos:
     return spec.head_pos or ir.Pos(line=1, column=1)
 
 
-def check(model: nn.Module, analysis: Analysis, batch: int = 2, seed: int = 0) -> Liveness:
-    """Try the model (a copy of it) as described above; raise CompileError if it is not live."""
+def _image(model: nn.Module) -> tuple[int, ...]:
+    """(C, H, W) of what the model takes: the image (STNModel.image) or a lone transformer's
+    input."""
+    image = getattr(model, "image", None)
+    if image is None:
+        image = next(iter(compiled(model).transformers.values())).analysis.input
+    return tuple(image)
+
+
+def _fail(
+    analysis: Analysis, message: str, pos: ir.Pos | None, hint: str | None = None
+) -> CompileError:
     spec = analysis.spec
-    model = copy.deepcopy(model)
-    stn = _transformer(model)
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand((batch, *analysis.input), generator=generator)
+    p = pos or ir.Pos(line=1, column=1)
+    diag = Diagnostic("error", message, spec.path, p.line, p.column, hint, code="liveness")
+    return CompileError([diag], spec.source)
 
-    def fail(message: str, pos: ir.Pos | None, hint: str | None = None) -> CompileError:
-        p = pos or ir.Pos(line=1, column=1)
-        diag = Diagnostic("error", message, spec.path, p.line, p.column, hint, code="liveness")
-        return CompileError([diag], spec.source)
 
-    # 1. does θ reach the output?
-    last = _last_linear(stn)
+def _reaches_output(model: nn.Module, x: torch.Tensor, stns: dict[str, Any]) -> float:
+    """The smallest, over transformers, of the largest output change when its θ moves."""
     model.eval()
+    smallest = float("inf")
+    first = next(iter(stns.values())).analysis
     try:
         with torch.no_grad():
             before = model(x)
-            last.bias.add_(_NUDGE)
-            after = model(x)
-            last.bias.sub_(_NUDGE)
+            for stn in stns.values():
+                last = _last_linear(stn)
+                last.bias.add_(_NUDGE)
+                after = model(x)
+                last.bias.sub_(_NUDGE)
+                same = after.shape == before.shape
+                change = float((after - before).abs().max()) if same else float("inf")
+                if not change > 0:
+                    spec = stn.analysis.spec
+                    raise _fail(
+                        stn.analysis,
+                        "the spatial transformer does not reach the output: changing θ leaves"
+                        " the model's output unchanged",
+                        spec.transform.pos or spec.head_pos,
+                        "the forward must use the resampled input (backbone(stn(x))), not throw"
+                        " it away",
+                    )
+                smallest = min(smallest, change)
     except (RuntimeError, AssertionError, ValueError) as err:
-        c, h, w = analysis.input
-        raise fail(
-            f"the model cannot run a batch of {batch} {h}×{w}×{c} images: {err}",
-            spec.input.pos,
-            "try another --input-size, or another backbone",
+        c, h, w = x.shape[1:]
+        raise _fail(
+            first,
+            f"the model cannot run a batch of {x.shape[0]} {h}×{w}×{c} images: {err}",
+            first.spec.input.pos,
+            "try another input size, or another backbone",
         ) from err
-    change = float((after - before).abs().max()) if after.shape == before.shape else float("inf")
-    if not change > 0:
-        raise fail(
-            "the spatial transformer does not reach the output: changing θ leaves the"
-            " model's output unchanged",
-            spec.transform.pos or spec.head_pos,
-            "the forward must use the resampled image (backbone(stn(x))), not throw it away",
-        )
+    return smallest
 
-    # 2. does every localization and head parameter learn?
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(2):
-        optimizer.zero_grad(set_to_none=True)
-        _loss(model(x), generator).backward()
-        if step == 0:
-            optimizer.step()
+
+def _gradient_problems(stn: Any) -> tuple[list[Diagnostic], float, int, list[str]]:
+    analysis = stn.analysis
+    spec = analysis.spec
     dead = _dead_by_construction(stn)
     named = [(f"localization.{n}", p) for n, p in stn.localization.named_parameters()]
     named += [(f"head.{n}", p) for n, p in stn.head.named_parameters()]
@@ -152,36 +159,50 @@ def check(model: nn.Module, analysis: Analysis, batch: int = 2, seed: int = 0) -
         pos = _where(name, stn, analysis)
         grad = p.grad
         if grad is None or not bool((grad != 0).any()):
-            diags.append(
-                Diagnostic(
-                    "error",
-                    f"{name} gets no gradient after one optimizer step: the spatial"
-                    " transformer does not reach the output through it",
-                    spec.path,
-                    pos.line,
-                    pos.column,
-                    code="liveness",
-                )
+            message = (
+                f"{name} gets no gradient after one optimizer step: the spatial transformer"
+                " does not reach the output through it"
             )
+        elif not bool(torch.isfinite(grad).all()):
+            message = f"{name} gets a gradient that is not finite"
+        else:
+            smallest = min(smallest, float(grad.norm()))
             continue
-        if not bool(torch.isfinite(grad).all()):
-            diags.append(
-                Diagnostic(
-                    "error",
-                    f"{name} gets a gradient that is not finite",
-                    spec.path,
-                    pos.line,
-                    pos.column,
-                    code="liveness",
-                )
-            )
-            continue
-        smallest = min(smallest, float(grad.norm()))
-    if diags:
-        raise CompileError(diags, spec.source)
+        diags.append(Diagnostic("error", message, spec.path, pos.line, pos.column, code="liveness"))
+    return diags, smallest, len(named), sorted(dead)
+
+
+def check(
+    model: nn.Module, analysis: Analysis | None = None, batch: int = 2, seed: int = 0
+) -> Liveness:
+    """Try the model (a copy of it) as described above; raise CompileError if it is not live.
+    Every transformer is checked, each against the analysis it was built from (`analysis`, if
+    given, stands for a lone transformer's)."""
+    model = compiled(copy.deepcopy(model))
+    stns = dict(model.transformers)
+    if analysis is not None and len(stns) == 1:
+        next(iter(stns.values())).analysis = analysis
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand((batch, *_image(model)), generator=generator)
+    change = _reaches_output(model, x, stns)
+
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(2):
+        optimizer.zero_grad(set_to_none=True)
+        _loss(model(x), generator).backward()
+        if step == 0:
+            optimizer.step()
+    smallest, count, dead = float("inf"), 0, []
+    for name, stn in stns.items():
+        diags, small, n, dd = _gradient_problems(stn)
+        if diags:  # each spec's problems with its own source text
+            raise CompileError(diags, stn.analysis.spec.source)
+        smallest, count = min(smallest, small), count + n
+        dead += dd if len(stns) == 1 else [f"{name}.{x}" for x in dd]
     return Liveness(
-        parameters=len(named),
+        parameters=count,
         output_change=change,
         smallest_gradient=smallest,
-        dead_by_construction=sorted(dead),
+        dead_by_construction=dead,
     )

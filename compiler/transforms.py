@@ -8,6 +8,9 @@ fresh spatial transformer returns its input. Each kind maps raw outputs to a mat
 - `similarity` (4: scale, angle, tx, ty): s·R(α) | t. The scale is exp(raw) (identity 0), or
   with bounds lo..hi, lo + (hi - lo)·sigmoid(raw) (identity at the raw value giving 1).
 - `projective` (8): a homography with h33 = 1; identity [1, 0, 0, 0, 1, 0, 0, 0].
+- `tps` (2·N): N control points, x then y for each, in the spec's rows×cols layout
+  (`geometry.tps_base_points`); identity: the base points themselves. A translation bound b
+  keeps every point within b of its base point (per coordinate, b·tanh(d / b)).
 - `rotation` (1): the angle α in radians, R(α) | 0; identity 0; a bound
   `angle b` (degrees) keeps |α| < b by b·tanh(α / b).
 
@@ -24,10 +27,14 @@ import math
 
 import torch
 
+from compiler.geometry import tps_base_raw
 from lstndsl.ir import Transform
 
 
 def identity_raw(t: Transform) -> list[float]:
+    if t.kind == "tps":
+        assert t.points is not None
+        return tps_base_raw(t.points)
     if t.kind == "affine":
         return [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     if t.kind == "translation":
@@ -61,8 +68,17 @@ def _bound_linear(a: torch.Tensor, scale: tuple[float, float] | None) -> torch.T
 
 
 def to_matrix(raw: torch.Tensor, t: Transform) -> torch.Tensor:
-    """Raw head outputs (B×dof) -> θ: B×2×3, or B×3×3 for a projective transform."""
+    """Raw head outputs (B×dof) -> θ: B×2×3, B×3×3 for a projective transform, B×N×2 control
+    points for tps."""
     b = raw.shape[0]
+    if t.kind == "tps":
+        points = raw.view(b, -1, 2)
+        if t.translation is None:
+            return points
+        assert t.points is not None
+        base = torch.tensor(tps_base_raw(t.points), dtype=raw.dtype, device=raw.device)
+        base = base.view(1, -1, 2)
+        return base + _bound_translation(points - base, t.translation)
     if t.kind == "affine":
         theta = raw.view(b, 2, 3)
         lin = _bound_linear(theta[:, :, :2], t.scale)

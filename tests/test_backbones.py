@@ -87,9 +87,9 @@ def test_parameter_totals_equal_the_real_module(name: str) -> None:
     analysis = analyze_for_build(spec, res)
     total = sum(p.numel() for p in model.parameters())
     assert analysis.params_total + params(model.backbone) == total
-    assert sum(p.numel() for p in model.stn.parameters()) == analysis.params_total
+    assert sum(p.numel() for p in model.stn_parameters()) == analysis.params_total
     flat = math.prod(analysis.localization_output)  # 10·52·52 at 224, 10·110·110 at 456
-    assert model.stn.head.linear.in_features == flat
+    assert model.transformers["input"].head.linear.in_features == flat
     model.eval()
     with torch.no_grad():
         assert model.backbone(torch.zeros(1, 3, 64, 64)).shape == (1, 101)

@@ -46,12 +46,13 @@ def test_without_a_backbone_the_transformer_alone_returns_its_input() -> None:
 def test_with_a_backbone_the_forward_is_backbone_of_stn() -> None:
     model = build(lstn(), backbone="resnet18", num_classes=5, input_size=SIZE)
     assert isinstance(model, STNModel)
-    assert isinstance(model.stn, SpatialTransformer)
-    assert {"localization", "head", "resample"} <= dict(model.stn.named_children()).keys()
+    stn = model.transformers["input"]
+    assert isinstance(stn, SpatialTransformer) and model.sites == {"input": "input"}
+    assert {"localization", "head", "grid_sampler"} <= dict(stn.named_children()).keys()
     model.eval()
     x = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        want = model.backbone(model.stn(x))
+        want = model.backbone(stn(x))
         assert model(x).shape == (2, 5)
         torch.testing.assert_close(model(x), want)
         # at init the transformer is the identity, so the model is the backbone (up to sampling)
@@ -66,7 +67,7 @@ def test_gradient_reaches_the_localization_net_through_every_family(backbone: st
     live = liveness.check(model, analyze_for_build(spec, SIZE))
     assert live.output_change > 0
     assert live.smallest_gradient > 0
-    assert live.parameters == len(list(model.stn.parameters()))  # 17 rows × 4 + head's 4
+    assert live.parameters == len(list(model.stn_parameters()))  # 17 rows × 4 + head's 4
     # the check works on a copy: the caller's model is untouched
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -97,25 +98,20 @@ def test_biases_before_batch_norm_are_dead_by_construction() -> None:
     assert liveness.check(plain, analyze_for_build(stn_spec, SIZE)).dead_by_construction == []
 
 
-class DiscardsTheTransformer(nn.Module):
+class DiscardsTheTransformer(STNModel):
     """The authors' ResNet-50 notebook: forward computes stn(x) and throws it away."""
 
-    def __init__(self, stn: nn.Module, backbone: nn.Module) -> None:
-        super().__init__()
-        self.stn = stn
-        self.backbone = backbone
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _ = self.stn(x)
-        out: torch.Tensor = self.backbone(x)
-        return out
+    def forward(self, x: torch.Tensor, **kwargs: Any) -> Any:
+        _ = self.transformers["input"](x)
+        assert self.backbone is not None
+        return self.backbone(x)
 
 
 def test_a_transformer_that_does_not_reach_the_output_is_an_error() -> None:
     spec = lstn()
     model = build(spec, backbone="resnet18", num_classes=4, input_size=SIZE)
     assert isinstance(model, STNModel)
-    broken = DiscardsTheTransformer(model.stn, model.backbone)
+    broken = DiscardsTheTransformer(list(model.transformers.values()), model.backbone)
     with pytest.raises(CompileError) as info:
         liveness.check(broken, analyze_for_build(spec, SIZE))
     (diag,) = info.value.diagnostics

@@ -78,7 +78,7 @@ def test_a_collapsed_theta_stops_the_run_with_which_collapse(
 
     def zoomed_out(*args: Any) -> nn.Module:
         model = build(*args)
-        last = list(model.stn.head.children())[-1]
+        last = list(model.transformers["input"].head.children())[-1]
         with torch.no_grad():
             last.bias.copy_(torch.tensor([4.0, 0.0, 0.0, 0.0, 4.0, 0.0]))
         return model

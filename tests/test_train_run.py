@@ -242,7 +242,7 @@ def test_arms_with_and_without_a_transformer_start_from_the_same_backbone() -> N
     with_stn = build_model(TrainConfig(spec="lstn.spec", backbone="test_resnet"), text, 10, 32)
     ckpt.seed_everything(3)
     alone = build_model(TrainConfig(spec=None, no_stn=True, backbone="test_resnet"), None, 10, 32)
-    mine, theirs = with_stn.backbone.state_dict(), alone.state_dict()
+    mine, theirs = with_stn.backbone.state_dict(), alone.backbone.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
 

@@ -72,7 +72,7 @@ def test_theta_loss_is_zero_at_the_ideal_theta_and_reaches_the_localization_net(
     torch.manual_seed(0)
     model = build(lstndsl.load(LSTN), backbone="test_resnet", num_classes=10, input_size=64)
     assert isinstance(model, STNModel)
-    stn = model.stn
+    stn = model.transformers["input"]
     optimizer = torch.optim.Adam(stn.parameters(), lr=1e-3)
     batch = digits.load(idx.numpy())
     first_conv = next(stn.localization.parameters())

@@ -111,8 +111,8 @@ def test_scale_bound_clamps_the_linear_part(kind: str) -> None:
 
 def test_sampler_settings_reach_grid_and_sampler(write_spec: Callable[..., Path]) -> None:
     stn = tiny_stn(write_spec, "affine", "bilinear, padding border, align corners true")
-    assert stn.resample.sampler.align_corners is True
-    assert stn.resample.sampler.padding_mode == "border"
+    assert stn.grid_sampler.sampler.align_corners is True
+    assert stn.grid_sampler.sampler.padding_mode == "border"
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     theta = torch.tensor([[[0.8, 0.1, 0.3], [-0.1, 0.9, -0.2]]])
     grid = F.affine_grid(theta, [1, 3, 32, 32], align_corners=True)

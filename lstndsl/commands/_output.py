@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from lstndsl.errors import Diagnostic, UsageError, sorted_diagnostics
@@ -29,6 +30,25 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         raise UsageError(f"--input-size takes N or HxW (e.g. 240 or 240x320), not '{text}'")
     h = int(m.group(1))
     return (h, int(m.group(2)) if m.group(2) else h)
+
+
+#: the back end's parameter names (compiler.build) as the commands' flags spell them
+FLAGS = {"num_classes": "--num-classes", "input_size": "--input-size", "a backbone": "--backbone"}
+
+
+@contextlib.contextmanager
+def as_flags() -> Iterator[None]:
+    """Re-raise the back end's UsageErrors with its parameter names turned into flag names:
+    `num_classes needs a backbone` -> `--num-classes needs --backbone`."""
+    try:
+        yield
+    except UsageError as err:
+        message = err.diagnostics[0].message
+        for name, flag in FLAGS.items():
+            message = re.sub(rf"(?<![-\w]){re.escape(name)}(?![\w])", flag, message)
+        if message == err.diagnostics[0].message:
+            raise
+        raise UsageError(message) from err
 
 
 def num(n: int | float) -> str:

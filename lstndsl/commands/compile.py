@@ -9,7 +9,9 @@ contract for scripts, shapes as [C, H, W].
 `--backbone NAME [--num-classes K]` compiles the whole model, `backbone(stn(x))`, at the
 backbone's resolution (unless `--input-size`), and runs the liveness check on 2 random images:
 θ must reach the output and every localization and head parameter must learn
-(compiler/liveness.py). `-o` then saves the whole model.
+(compiler/liveness.py). `-o` then saves the whole model. Several specs compile into one model:
+their transformers apply in the order given, each at its `at:` site (the input, or a backbone
+module such as `layer2`, at the feature map there); each gets its own table.
 
 `--emit python` writes the spatial transformer as standalone PyTorch source instead (to `-o`,
 else stdout; compiler/emit.py). `--fuse` saves the inference path: batch norm folded,
@@ -23,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from lstndsl import check, parser
-from lstndsl.commands._output import dump_json, human, num, parse_size, table
+from lstndsl.commands._output import as_flags, dump_json, human, num, parse_size, table
+from lstndsl.errors import UsageError
 from lstndsl.ir import format_shape
 
 HELP = "compile a spec to PyTorch and print its per-row table"
@@ -31,7 +34,13 @@ ORDER = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument(
+        "specs",
+        metavar="SPEC",
+        nargs="+",
+        help="one spec, or several: their transformers apply in the order given, each at its"
+        " `at:` site",
+    )
     p.add_argument("--input-size", metavar="N|HxW", help="compile for this input size")
     p.add_argument(
         "--backbone",
@@ -77,44 +86,60 @@ def contract(analysis: check.Analysis) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from compiler.build import (
-        analyze_for_build,
-        build_stn,
-        check_backbone_args,
-        model_size,
-        verify,
-    )
+    from compiler.build import build, check_backbone_args
 
-    check_backbone_args(args.backbone, args.num_classes)
-    spec = parser.parse_file(args.spec)
-    size = model_size(spec, args.backbone, parse_size(args.input_size))
-    analysis = analyze_for_build(spec, size)
-    stn = build_stn(spec, analysis)
-    verify(stn, analysis)
-    model: Any = stn
-    backbone: dict[str, Any] | None = None
-    if args.backbone is not None:
-        from compiler.build import build
-
-        model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
-        backbone = _backbone_report(model, analysis, args)
+    with as_flags():
+        check_backbone_args(args.backbone, args.num_classes)
+        specs = [parser.parse_file(path) for path in args.specs]
+        size = parse_size(args.input_size)
+        model: Any = build(
+            specs, backbone=args.backbone, num_classes=args.num_classes, input_size=size
+        )
+    args.spec = args.specs[0]  # emit and fuse work on the first (emit: the only) spec
+    analyses = [stn.analysis for stn in model.transformers.values()]
+    sites = list(model.sites.values())
+    backbone = _backbone_report(model, args) if args.backbone is not None else None
     what = "compiled module"
     if args.emit or args.fuse:  # lstndsl/commands/export.py; None: the source went to stdout
         from lstndsl.commands.export import emit_or_fuse
 
-        model, what = emit_or_fuse(args, spec, size, model)
+        if args.emit and len(specs) > 1:
+            raise UsageError("--emit python writes one spatial transformer: give one spec")
+        model, what = emit_or_fuse(args, specs[0], analyses[0].input[1:], model)
         if model is None:
             return 0
     if args.output and not args.emit:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         torch.save(model, args.output)
     if args.json:
-        dump_json({**contract(analysis), **(backbone or {})})
+        first = contract(analyses[0])
+        if len(analyses) > 1:
+            first["transformers"] = [
+                {"site": site, **contract(a)} for site, a in zip(sites, analyses, strict=True)
+            ]
+        dump_json({**first, **(backbone or {})})
         return 0
+    for k, (path, site, analysis) in enumerate(zip(args.specs, sites, analyses, strict=True)):
+        if k:
+            print()
+        _print_table(path, site, analysis)
+    if backbone is not None:
+        _print_backbone(backbone)
+    warnings = sum(len(a.warnings) for a in analyses)
+    if warnings:
+        print(f"{warnings} warning(s): see `lstndsl check {' '.join(args.specs)}`")
+    if args.output:
+        print(f"saved the {what} to {args.output}")
+    return 0
+
+
+def _print_table(path: str, site: str, analysis: check.Analysis) -> None:
+    spec = analysis.spec
     c, h, w = analysis.input
-    at_declared = size == (spec.input.height, spec.input.width)
+    at_declared = (h, w) == (spec.input.height, spec.input.width)
     at = "" if at_declared else f" (declared {spec.input.height}×{spec.input.width})"
-    print(f"{spec.name}  {args.spec}  input {h}×{w}×{c}{at}\n")
+    where = "" if site == "input" else f" at {site}"
+    print(f"{spec.name}  {path}  input {h}×{w}×{c}{at}{where}\n")
     rows = [["line", "type", "output", "declared", "params", "declared", "MACs"]]
     for r in analysis.rows:
         declared_out = format_shape(r.row.output.values) if r.row.output and at_declared else "-"
@@ -159,24 +184,16 @@ def run(args: argparse.Namespace) -> int:
         f"torch agrees with the catalog: {len(analysis.rows)} rows and the head,"
         f" parameter counts and output shapes (dry forward at {h}×{w})"
     )
-    if backbone is not None:
-        _print_backbone(backbone)
-    if analysis.warnings:
-        print(f"{len(analysis.warnings)} warning(s): see `lstndsl check {args.spec}`")
-    if args.output:
-        print(f"saved the {what} to {args.output}")
-    return 0
 
 
-def _backbone_report(
-    model: Any, analysis: check.Analysis, args: argparse.Namespace
-) -> dict[str, Any]:
+def _backbone_report(model: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Run the liveness check on the model with its backbone; the extra `--json` keys."""
     from compiler import backbones, liveness
     from compiler.cost import params
 
-    live = liveness.check(model, analysis)
+    live = liveness.check(model)
     net = params(model.backbone)
+    stn = model.num_params()["stn"]
     return {
         "backbone": {
             "name": args.backbone,
@@ -184,7 +201,7 @@ def _backbone_report(
             "num_classes": args.num_classes,
             "params": net,
         },
-        "model_params": analysis.params_total + net,
+        "model_params": stn + net,
         "liveness": {
             "tensors": live.parameters,
             "output_change": live.output_change,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lstndsl import parser
-from lstndsl.commands._output import dump_json, num, parse_size
+from lstndsl.commands._output import as_flags, dump_json, num, parse_size
 from lstndsl.errors import UsageError
 from lstndsl.ir import format_shape
 
@@ -27,7 +27,7 @@ ORDER = 25
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("specs", metavar="SPEC", nargs="+", help="one spec or several (in order)")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="model.onnx or .pt2")
     p.add_argument("--format", metavar="onnx|pt2", help="default: from the extension")
     p.add_argument("--backbone", metavar="NAME", help="export spatial transformer + backbone")
@@ -82,21 +82,24 @@ def _read_only(directory: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.build import build, check_backbone_args, model_size
-    from compiler.export import OPSET, export, format_of
+    from compiler.build import build, check_backbone_args, model_input
+    from compiler.export import OPSET, export, format_of, output_names
     from compiler.fuse import count_batchnorms, fuse
 
     fmt = format_of(args.output, args.format)
-    _check_output(Path(args.output), [args.spec, args.weights])
-    check_backbone_args(args.backbone, args.num_classes)
-    spec = parser.parse_file(args.spec)
-    size = model_size(spec, args.backbone, parse_size(args.input_size))
-    model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
+    _check_output(Path(args.output), [*args.specs, args.weights])
+    with as_flags():
+        check_backbone_args(args.backbone, args.num_classes)
+        specs = [parser.parse_file(path) for path in args.specs]
+        size = parse_size(args.input_size)
+        model = build(specs, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
+        input_shape = model_input(specs, args.backbone, size)
+    args.spec = args.specs[0]
     if args.weights:
         _load_weights(model, args.weights)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
-    input_shape = (spec.input.channels, *size)
+    outputs = output_names(model)
     folded = 0
     if args.fuse:
         before = count_batchnorms(model)
@@ -110,16 +113,14 @@ def run(args: argparse.Namespace) -> int:
             {
                 "path": str(args.output),
                 "format": fmt,
-                "spec": spec.name,
+                "spec": " + ".join(s.name for s in specs),
                 "backbone": args.backbone,
                 "input": list(input_shape),
                 "params": params,
                 "bytes": nbytes,
                 "fused": args.fuse,
                 "batchnorms_folded": folded,
-                "outputs": ["output", "theta"]
-                if result.theta_max_abs_diff is not None
-                else ["output"],
+                "outputs": outputs,
                 "verified": {
                     "max_abs_diff": result.max_abs_diff,
                     "tolerance": result.tolerance,
@@ -132,13 +133,14 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"{spec.name}  {args.spec}  {what}, input {format_shape(input_shape)}")
+    names = " + ".join(s.name for s in specs)
+    print(f"{names}  {' '.join(args.specs)}  {what}, input {format_shape(input_shape)}")
     if args.fuse:
         print(f"fused: {folded} batch norms folded into the layers before them, channels-last")
     detail = f"opset {OPSET}, " if fmt == "onnx" else ""
-    outputs = "image -> output, theta" if result.theta_max_abs_diff is not None else "output"
+    outputs_text = "image -> " + ", ".join(outputs)
     print(
-        f"exported {fmt} ({detail}{outputs}, dynamic batch) to {args.output}:"
+        f"exported {fmt} ({detail}{outputs_text}, dynamic batch) to {args.output}:"
         f" {nbytes / 1e6:.2f} MB, {num(params)} parameters"
     )
     print(f"verified against PyTorch on a batch of {result.batch}, {result.runtime}:")

@@ -20,15 +20,25 @@ import argparse
 from typing import Any
 
 from lstndsl import cost, parser
-from lstndsl.commands._output import dump_json, num, parse_size, table
+from lstndsl.commands._output import as_flags, dump_json, num, parse_size, table
+from lstndsl.errors import UsageError
+from lstndsl.ir import format_shape
 
 HELP = "parameters and MACs (thop convention, full count, ptflops) of a spec's model"
 ORDER = 40
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", metavar="SPEC")
+    p.add_argument(
+        "specs", metavar="SPEC", nargs="*", help="one spec or several (applied in order)"
+    )
     p.add_argument("--backbone", metavar="NAME", help="timm or torchvision model behind the STN")
+    p.add_argument(
+        "--sites",
+        action="store_true",
+        help="list the backbone modules a transformer can sit on (`at:`), with their feature"
+        " maps at the model's resolution",
+    )
     p.add_argument("--num-classes", type=int, metavar="K", help="the backbone's classes")
     p.add_argument(
         "--input-size", metavar="N|HxW", help="default: the backbone's resolution, else the spec's"
@@ -51,23 +61,70 @@ def contract(path: str, prof: Any) -> dict[str, Any]:
         "categories": prof.categories,
         "unpriced": prof.unpriced,
         "unlisted": prof.unlisted,
+        "transformers": prof.transformers,
     }
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.build import analyze_for_build, build, check_backbone_args, model_size
-    from compiler.cost import spec_profile
+    from compiler.build import build, check_backbone_args
+    from compiler.cost import model_profile
 
-    check_backbone_args(args.backbone, args.num_classes)
-    spec = parser.parse_file(args.spec)
-    size = model_size(spec, args.backbone, parse_size(args.input_size))
-    analysis = analyze_for_build(spec, size)
-    model = build(spec, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
-    prof = spec_profile(analysis, model, args.backbone, args.num_classes)
+    if args.sites:
+        return _sites(args)
+    if not args.specs:
+        raise UsageError("profile needs a SPEC (or --backbone NAME --sites)")
+    with as_flags():
+        check_backbone_args(args.backbone, args.num_classes)
+        specs = [parser.parse_file(path) for path in args.specs]
+        size = parse_size(args.input_size)
+        model = build(specs, backbone=args.backbone, num_classes=args.num_classes, input_size=size)
+    args.spec = " ".join(args.specs)
+    prof = model_profile(model, args.backbone, args.num_classes)
     if args.json:
-        dump_json(contract(args.spec, prof))
+        dump_json(contract(args.specs[0] if len(specs) == 1 else args.spec, prof))
         return 0
     _print(args, prof)
+    return 0
+
+
+def _sites(args: argparse.Namespace) -> int:
+    """`profile --backbone NAME --sites`: where `at:` can put a transformer."""
+    from compiler import backbones, placement
+    from compiler.build import model_input
+
+    if args.backbone is None:
+        raise UsageError("--sites lists a backbone's modules: give --backbone NAME")
+    with as_flags():
+        specs = [parser.parse_file(path) for path in args.specs]
+        image = (
+            model_input(specs, args.backbone, parse_size(args.input_size))
+            if specs
+            else (
+                3,
+                *(
+                    parse_size(args.input_size)
+                    or (backbones.default_resolution(args.backbone),) * 2
+                ),
+            )
+        )
+        net = backbones.create(args.backbone, num_classes=args.num_classes, in_chans=image[0])
+    sites = placement.placeable(net, image)
+    if args.json:
+        dump_json(
+            {
+                "backbone": args.backbone,
+                "input": list(image),
+                "sites": {n: list(s) for n, s in sites.items()},
+            }
+        )
+        return 0
+    c, h, w = image
+    print(
+        f"{args.backbone}: modules a transformer can sit on (`at: NAME`), one {h}×{w}×{c} image\n"
+    )
+    rows = [["at:", "feature map (H×W×C)"]] + [[n, format_shape(s)] for n, s in sites.items()]
+    table(rows, "ll")
+    print("\na spec at one of them declares that map as its `input:` (its channels exactly)")
     return 0
 
 
@@ -80,6 +137,22 @@ def _print(args: argparse.Namespace, prof: Any) -> None:
         classes = "default classes" if prof.num_classes is None else f"{prof.num_classes} classes"
         behind = f" + {prof.backbone} ({resolve(prof.backbone)[0]}, from scratch, {classes})"
     print(f"{prof.spec} ({args.spec}){behind}, one {h}×{w}×{c} image\n")
+    if len(prof.transformers) > 1:
+        rows = [["transformer", "spec", "at", "input", "params", "thop", "full"]]
+        for t in prof.transformers:
+            tc, th, tw = t["input"]
+            rows.append(
+                [
+                    t["name"],
+                    t["spec"],
+                    t["site"],
+                    f"{th}×{tw}×{tc}",
+                    num(t["params"]["stn"]),
+                    *(num(t["macs"][c]["total"]) for c in ("thop", "full")),
+                ]
+            )
+        table(rows, "llllrrr")
+        print()
 
     p = prof.params
     rows = [["parameters", ""]]

@@ -27,7 +27,8 @@ def model_macs(model: nn.Module, image_size: int) -> tuple[dict[str, int] | None
     except ImportError as exc:
         return None, f"MACs not reported: no cost counter in this build ({exc})"
     try:
-        ops = counter.count(model, (3, image_size, image_size))
+        image = getattr(model, "image", None) or (3, image_size, image_size)
+        ops = counter.count(model, tuple(image))
         macs = {c: int(rules.macs(ops, c)) for c in CONVENTIONS}
     except Exception as exc:  # a counter failing must not lose a finished run
         return None, f"MACs not reported: the cost counter failed ({type(exc).__name__}: {exc})"

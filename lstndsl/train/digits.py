@@ -156,11 +156,10 @@ def distort_digits(
 
 
 def invert_theta(theta: torch.Tensor) -> torch.Tensor:
-    """The inverse of B×2×3 affine maps (as 3×3 matrices with last row 0 0 1), top two rows."""
-    full = torch.zeros((*theta.shape[:-2], 3, 3), dtype=theta.dtype)
-    full[..., :2, :] = theta
-    full[..., 2, 2] = 1.0
-    return torch.linalg.inv(full)[..., :2, :]
+    """The inverse of B×2×3 affine maps (top two rows): `compiler.geometry.inverse`."""
+    from compiler import geometry
+
+    return geometry.inverse(theta)
 
 
 def theta_recovery_error(
@@ -177,19 +176,19 @@ def theta_recovery_error(
     normalized unit in x, H/2 in y). Each output pixel's two sampling points are compared, and
     their Euclidean distance averaged over the H×W grid: 0 when θ_pred == θ_ideal, exactly δ·W/2
     for a pure x-shift of δ. `reduction="none"` gives one number per image (B), `"mean"` their
-    mean. Differentiable, so it can also serve as a supervised loss.
+    mean. Differentiable, so it can also serve as a supervised loss. The geometry is
+    `compiler.geometry.theta_distance`'s (any transform kind there).
     """
+    from compiler import geometry
+    from lstndsl.ir import Transform
+
     if theta_pred.shape != theta_ideal.shape or theta_pred.shape[-2:] != (2, 3):
         raise ValueError(
             f"θ shapes must both be B×2×3, got {tuple(theta_pred.shape)} and "
             f"{tuple(theta_ideal.shape)}"
         )
-    h, w = (size, size) if isinstance(size, int) else size
-    diff = (theta_pred - theta_ideal.to(theta_pred)).float()
-    # affine_grid is linear in θ, so the difference of the grids is the grid of the difference
-    grid = F.affine_grid(diff, [diff.shape[0], 1, h, w], align_corners=False)
-    pixels = grid * torch.tensor([w / 2.0, h / 2.0], dtype=grid.dtype)
-    per_image = torch.linalg.vector_norm(pixels, dim=-1).mean(dim=(1, 2))
+    hw = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    per_image = geometry.theta_distance(theta_pred, Transform(), theta_ideal, hw)
     if reduction == "none":
         return per_image
     if reduction == "mean":

@@ -61,7 +61,7 @@ from lstndsl.train.inputs import (
     resolve_out,
 )
 from lstndsl.train.metrics import Meter, append_jsonl, topk_hits, write_jsonl
-from lstndsl.train.model import ThetaNet, build_model, count_parameters, param_groups, transformer
+from lstndsl.train.model import build_model, count_parameters, param_groups
 from lstndsl.train.progress import Console, EpochTimer, ProgressBar
 from lstndsl.train.report import epoch_line, fmt, plan
 from lstndsl.train.splits import split_fingerprint
@@ -85,17 +85,33 @@ def _inputs(run: Run, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _measure(
-    run: Run, meter: Meter, batch: Batch, logits: torch.Tensor, theta: torch.Tensor | None
+    run: Run, meter: Meter, batch: Batch, logits: torch.Tensor, thetas: dict[str, torch.Tensor]
 ) -> None:
-    """Accuracy, θ statistics and θ-recovery error of one batch into `meter`."""
+    """Accuracy, θ statistics of every transformer (the first under plain keys, the others
+    under `name/…`) and the input transformer's θ-recovery error of one batch into `meter`."""
     n = len(batch)
     top1, top5 = topk_hits(logits, batch.labels.to(logits.device))
     meter.update({"n": n, "top1": top1, "top5": top5})
-    if theta is not None:
-        meter.update(theta_sums(theta, run.size))
-        if run.dataset.has_theta and batch.theta is not None:
-            err = grid_distance(theta.detach(), batch.theta.to(theta.device), run.size)
-            meter.add("theta_error", err.double().sum())
+    stns = run.model.transformers
+    for i, (name, theta) in enumerate(thetas.items()):
+        prefix = "" if i == 0 else f"{name}/"
+        size = theta_size(run, name)
+        sums = theta_sums(theta, size, stns[name].transform)
+        meter.update({prefix + k: v for k, v in sums.items()})
+    first = run.model.input_transformer
+    if first is not None and run.dataset.has_theta and batch.theta is not None:
+        theta = thetas[first].detach()
+        err = grid_distance(theta, batch.theta.to(theta.device), run.size, stns[first].transform)
+        meter.add("theta_error", err.double().sum())
+
+
+def theta_size(run: Run, name: str) -> tuple[int, int]:
+    """The (H, W) a transformer's θ statistics are measured at: the image for one at the input,
+    its feature map for one inside the backbone (translations in that map's pixels)."""
+    if run.model.sites[name] == "input":
+        return run.size
+    _, h, w = run.model.transformers[name].analysis.input
+    return (h, w)
 
 
 def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> bool:
@@ -127,12 +143,16 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
             continue
         x, y = _inputs(run, batch)
         with amp():
-            logits, theta = run.net(x)
+            logits, thetas = run.net(x, return_theta=True)
         ce = F.cross_entropy(logits.float(), y)
         loss = ce
         theta_loss, labelled = None, 0
-        if run.supervision is not None and theta is not None:
-            theta_loss, labelled = run.supervision.loss(theta, batch.indices, run.size)
+        supervised = run.model.input_transformer
+        if run.supervision is not None and supervised is not None:
+            transform = run.model.transformers[supervised].transform
+            theta_loss, labelled = run.supervision.loss(
+                thetas[supervised], batch.indices, run.size, transform
+            )
             if theta_loss is not None:
                 loss = ce + cfg.theta_loss * theta_loss
         bad = not bool(torch.isfinite(loss.detach()))
@@ -156,7 +176,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
         meter.update({"ce": ce.detach() * n, "loss": loss.detach() * n})
         if theta_loss is not None:
             meter.update({"theta_loss": theta_loss.detach() * labelled, "theta_labelled": labelled})
-        _measure(run, meter, batch, logits.detach(), theta)
+        _measure(run, meter, batch, logits.detach(), thetas)
         bar.update(1, n * run.ctx.world_size, f"loss {meter.mean('loss') or 0:.3f}")
         if run.timer is not None:
             note = run.timer.tick(n * run.ctx.world_size)
@@ -184,7 +204,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
 def evaluate(run: Run, split: str) -> Meter:
     """Loss, top-1/top-5, θ statistics and θ-recovery error over a whole split (exact: each
     rank takes every world_size-th example, nothing padded, sums reduced)."""
-    plain = ThetaNet(run.model)
+    plain = run.model
     plain.eval()
     members = run.dataset.split[split][run.ctx.rank :: run.ctx.world_size]
     bs = max(run.config.batch_size, EVAL_BATCH)
@@ -194,10 +214,10 @@ def evaluate(run: Run, split: str) -> Meter:
         batch = run.dataset.load(members[start : start + bs], number)
         x, y = _inputs(run, batch)
         with amp():
-            logits, theta = plain(x)
+            logits, thetas = plain(x, return_theta=True)
         logits = logits.float()
         meter.add("loss", F.cross_entropy(logits, y, reduction="sum"))
-        _measure(run, meter, batch, logits, theta)
+        _measure(run, meter, batch, logits, thetas)
     return meter.reduce(dist.all_reduce_sum)
 
 
@@ -277,25 +297,28 @@ def draw_transforms(run: Run, tag: str) -> Path | None:
     """Inputs, what the spatial transformer made of them and (if known) the ideal θ's output."""
     from lstndsl.train.pictures import transform_grid
 
-    stn = transformer(run.model)
-    if stn is None or run.config.pictures == 0 or not run.ctx.is_main:
+    model = run.model
+    if not model.transformers or run.config.pictures == 0 or not run.ctx.is_main:
         return None
     batch = run.dataset.load(picture_indices(run.dataset, run.config.pictures))
-    was = stn.training
-    stn.eval()
+    was = model.training
+    model.eval()
     x = batch.images.to(run.device)
-    theta = stn.theta(x)
-    rows = [
-        ("input", run.dataset.denormalize(x)),
-        ("transformer", run.dataset.denormalize(stn.sample(x, theta))),
-    ]
+    _, thetas = model(x, return_theta=True)
+    # a transformer on a feature map is drawn on the image: feature maps align with it
+    rows = [("input", run.dataset.denormalize(x))]
+    for name, theta in thetas.items():
+        label = "transformer" if len(thetas) == 1 else f"θ {name}"
+        rows.append((label, run.dataset.denormalize(model.resample(x, theta, name))))
     captions = [run.dataset.class_names[int(y)] for y in batch.labels]
-    if batch.theta is not None:
+    supervised = model.input_transformer
+    if batch.theta is not None and supervised is not None:
         ideal = batch.theta.to(run.device)
-        rows.append(("ideal θ", run.dataset.denormalize(stn.sample(x, ideal))))
-        err = grid_distance(theta, ideal, run.size)
+        rows.append(("ideal θ", run.dataset.denormalize(model.resample(x, ideal, supervised))))
+        transform = model.transformers[supervised].transform
+        err = grid_distance(thetas[supervised], ideal, run.size, transform)
         captions = [f"{c} · {e:.1f}px" for c, e in zip(captions, err.tolist(), strict=True)]
-    stn.train(was)
+    model.train(was)
     title = f"{run.out.name}: {tag}"
     return transform_grid(run.out / PICTURES / f"transform-{tag}.png", rows, title, captions)
 
@@ -309,9 +332,8 @@ def _record(
     """The metrics.jsonl line: `seconds` the whole epoch (training and validation), `rate`
     training images per second of training time."""
     t, v = train.means(), val.means()
-    theta = None
-    if v.get("scale") is not None:
-        theta = {k: v[k] for k in ("scale", "rotation", "translation", "outside")}
+    thetas = theta_stats(run, v)
+    theta = next(iter(thetas.values()), None)
     lrs = {g.get("name", "all"): g["lr"] for g in run.optimizer.param_groups}
     return {
         "epoch": epoch,
@@ -328,12 +350,26 @@ def _record(
         "val_top5": v.get("top5"),
         "val_theta_error": v.get("theta_error"),
         "theta": theta,
+        "thetas": thetas,
         "lr": lrs.get("backbone", lrs.get("all")),
         "lr_stn": lrs.get("stn"),
         "time": seconds,
         "images_per_s": rate,
         "best": False,
     }
+
+
+def theta_stats(run: Run, means: dict[str, float | None]) -> dict[str, dict[str, float | None]]:
+    """{transformer: {scale, rotation, translation, outside}} from a meter's means."""
+    out: dict[str, dict[str, float | None]] = {}
+    for i, name in enumerate(run.model.transformers):
+        prefix = "" if i == 0 else f"{name}/"
+        if means.get(prefix + "scale") is not None:
+            out[name] = {k: means[prefix + k] for k in THETA_KEYS}
+    return out
+
+
+THETA_KEYS = ("scale", "rotation", "translation", "outside")
 
 
 def early_stop_reason(config: TrainConfig, history: list[dict[str, Any]]) -> str | None:
@@ -373,13 +409,13 @@ def run_epochs(run: Run) -> str:
         record = _record(run, prog.epoch + 1, train, val, seconds, rate)
         if record["val_loss"] is None or not math.isfinite(record["val_loss"]):
             raise StopTraining(f"non-finite validation loss after epoch {prog.epoch + 1}")
-        collapsed = collapse_reason(
-            record["theta"] or {},
-            max_outside=cfg.collapse_outside,
-            min_scale=cfg.collapse_min_scale,
-        )
-        if collapsed:
-            raise StopTraining(f"{collapsed} after epoch {prog.epoch + 1}")
+        for name, stats in record["thetas"].items():
+            collapsed = collapse_reason(
+                stats, max_outside=cfg.collapse_outside, min_scale=cfg.collapse_min_scale
+            )
+            if collapsed:
+                where = "" if len(record["thetas"]) == 1 else f" ({name})"
+                raise StopTraining(f"{collapsed}{where} after epoch {prog.epoch + 1}")
         prog.epoch += 1
         prog.batch_in_epoch = 0
         prog.partial = {}
@@ -482,7 +518,7 @@ def _main(
     model = model.to(device)
     if use_channels_last(device):
         model = model.to(memory_format=torch.channels_last)
-    net = dist.wrap(ThetaNet(model), ctx, device)
+    net = dist.wrap(model, ctx, device)
     optimizer = torch.optim.Adam(
         param_groups(model, config.lr, config.stn_lr_mult),
         lr=config.lr,
@@ -490,7 +526,7 @@ def _main(
         weight_decay=config.weight_decay,
     )
     supervision = None
-    if config.theta_supervised and transformer(model) is not None:
+    if config.theta_supervised and model.input_transformer is not None:
         assert dataset.source.theta is not None
         supervision = ThetaSupervision(
             dataset.source.theta,

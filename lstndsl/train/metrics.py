@@ -60,8 +60,14 @@ class Meter:
     def __getitem__(self, key: str) -> float:
         return self.sums.get(key, 0.0)
 
+    def count_key(self, key: str) -> str:
+        """The count a sum divides by; `name/scale` (another transformer's) by `name/theta_n`."""
+        prefix, slash, base = key.rpartition("/")
+        count = self.COUNTS.get(base, "n")
+        return f"{prefix}/{count}" if slash and count != "n" else count
+
     def mean(self, key: str) -> float | None:
-        count = self.sums.get(self.COUNTS.get(key, "n"), 0.0)
+        count = self.sums.get(self.count_key(key), 0.0)
         if count == 0 or key not in self.sums:
             return None
         scale = 100.0 if key in self.PERCENT else 1.0
@@ -69,7 +75,7 @@ class Meter:
 
     def means(self) -> dict[str, float | None]:
         counts = {"n", *self.COUNTS.values()}
-        return {k: self.mean(k) for k in self.sums if k not in counts}
+        return {k: self.mean(k) for k in self.sums if k.rpartition("/")[2] not in counts}
 
     def state(self) -> dict[str, float]:
         return dict(self.sums)

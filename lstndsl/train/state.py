@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from compiler.stn import STNModel
 from lstndsl.train import distributed as dist
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import Dataset
@@ -67,8 +68,8 @@ class Run:
     out: Path
     dataset: Dataset
     spec_text: str | None
-    model: nn.Module  # what compiler.build returned (model_without_ddp)
-    net: nn.Module  # ThetaNet(model), DDP-wrapped under torchrun: what training calls
+    model: STNModel  # what compiler.build returned (model_without_ddp)
+    net: nn.Module  # the model, DDP-wrapped under torchrun: what training calls
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     supervision: ThetaSupervision | None

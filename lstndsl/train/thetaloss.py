@@ -29,8 +29,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lstndsl.ir import Transform
 from lstndsl.train.splits import rng_for
-from lstndsl.train.thetastats import grid_distance
+from lstndsl.train.thetastats import AFFINE, grid_distance
 
 #: private random streams of the run's seed (the data layer uses 1–3)
 STREAM_THETA_LABELS, STREAM_THETA_NOISE = 101, 102
@@ -63,7 +64,11 @@ class ThetaSupervision:
         self.count = count
 
     def loss(
-        self, theta_pred: torch.Tensor, indices: torch.Tensor, size: tuple[int, int]
+        self,
+        theta_pred: torch.Tensor,
+        indices: torch.Tensor,
+        size: tuple[int, int],
+        transform: Transform = AFFINE,
     ) -> tuple[torch.Tensor | None, int]:
         """(mean grid distance in half-image units over the labelled images, their number);
         (None, 0) when the batch has none."""
@@ -73,6 +78,6 @@ class ThetaSupervision:
             return None, 0
         where = mask.to(theta_pred.device)
         target = self.targets.index_select(0, indices.cpu()[mask]).to(theta_pred.device)
-        pixels = grid_distance(theta_pred[where], target, size)
+        pixels = grid_distance(theta_pred[where], target, size, transform)
         half = min(size) / 2.0
         return (pixels / half).mean(), k

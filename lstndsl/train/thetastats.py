@@ -3,8 +3,8 @@ its sampling grid outside the image, and the verdict "collapsed" or not.
 
 What it is: `theta_sums` (per-batch sums a `Meter` accumulates), `collapse_reason` (a per-epoch
 verdict with a message), and `grid_distance` (mean distance in pixels between two sampling
-grids; for affine θ it is the data layer's `theta_recovery_error`, for projective θ the grids
-are computed). What it is not: the θ loss (`thetaloss.py`) or any picture (`pictures.py`).
+grids, any transform kind against an affine target). The geometry itself is
+`compiler.geometry`'s. What it is not: the θ loss (`thetaloss.py`) or any picture.
 
 Conventions: θ maps output coordinates to input coordinates in `affine_grid`'s normalized
 units (the image spans [-1, 1]). So for θ = [A | t]:
@@ -21,56 +21,51 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from compiler.stn import projective_grid
-from lstndsl.train.data import theta_recovery_error
+from compiler import geometry
+from lstndsl.ir import Transform
 
 #: the outside share is measured on a grid of at most this many points a side
 _OUTSIDE_GRID = 32
-
-
-def sampling_grid(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """B×H×W×2 sampling coordinates for 2×3 (affine) or 3×3 (projective) θ, align_corners=False."""
-    h, w = size
-    theta = theta.float()
-    if theta.shape[-2:] == (3, 3):
-        return projective_grid(theta, torch.Size([theta.shape[0], 1, h, w]), False)
-    return F.affine_grid(theta, [theta.shape[0], 1, h, w], align_corners=False)
+#: θ of the digits' ideal transforms (and of any matrix θ without a spec at hand)
+AFFINE = Transform()
 
 
 def grid_distance(
-    theta_pred: torch.Tensor, theta_ideal: torch.Tensor, size: tuple[int, int]
+    theta_pred: torch.Tensor,
+    theta_ideal: torch.Tensor,
+    size: tuple[int, int],
+    transform: Transform = AFFINE,
 ) -> torch.Tensor:
-    """Per-image mean distance in pixels between the sampling grids of θ_pred and θ_ideal (B)."""
-    if theta_pred.shape[-2:] == (2, 3):
-        return theta_recovery_error(theta_pred.float(), theta_ideal, size, reduction="none")
-    h, w = size
-    diff = sampling_grid(theta_pred, size) - sampling_grid(theta_ideal.to(theta_pred), size)
-    pixels = diff * torch.tensor([w / 2.0, h / 2.0], dtype=diff.dtype, device=diff.device)
-    return torch.linalg.vector_norm(pixels, dim=-1).mean(dim=(1, 2))
+    """Per-image mean distance in pixels between the sampling grids of θ_pred (of `transform`)
+    and θ_ideal (affine) (B): `compiler.geometry.theta_distance`."""
+    return geometry.theta_distance(theta_pred, transform, theta_ideal, size)
 
 
-def per_image(theta: torch.Tensor, size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """scale, |rotation| (degrees), translation (pixels) and outside share, one value per image."""
+def per_image(
+    theta: torch.Tensor, size: tuple[int, int], transform: Transform = AFFINE
+) -> dict[str, torch.Tensor]:
+    """scale, |rotation| (degrees), translation (pixels) and outside share, one value per image
+    (a tps θ through its least-squares affine summary, `geometry.affine_part`)."""
     theta = theta.detach().float()
     h, w = size
-    a = theta[:, :2, :2]
-    t = theta[:, :2, 2]
+    affine = geometry.affine_part(theta, transform)
+    a = affine[:, :, :2]
+    t = affine[:, :, 2]
     scale = torch.linalg.det(a).abs().sqrt()
     rotation = torch.rad2deg(torch.atan2(a[:, 1, 0] - a[:, 0, 1], a[:, 0, 0] + a[:, 1, 1])).abs()
-    translation = torch.linalg.vector_norm(
-        t * torch.tensor([w / 2.0, h / 2.0], device=t.device), dim=1
-    )
+    translation = torch.linalg.vector_norm(t * geometry.pixel_scale(size, t), dim=1)
     gh, gw = min(h, _OUTSIDE_GRID), min(w, _OUTSIDE_GRID)
-    grid = sampling_grid(theta, (gh, gw))
+    grid = geometry.grid(theta, transform, (gh, gw), align_corners=False)
     outside = (grid.abs() > 1.0).any(dim=-1).float().mean(dim=(1, 2))
     return {"scale": scale, "rotation": rotation, "translation": translation, "outside": outside}
 
 
-def theta_sums(theta: torch.Tensor, size: tuple[int, int]) -> dict[str, float]:
+def theta_sums(
+    theta: torch.Tensor, size: tuple[int, int], transform: Transform = AFFINE
+) -> dict[str, float]:
     """Sums over the batch of `per_image`, plus the count `theta_n`, for a `Meter`."""
-    values = per_image(theta, size)
+    values = per_image(theta, size, transform)
     sums = {k: float(v.double().sum()) for k, v in values.items()}
     sums["theta_n"] = float(theta.shape[0])
     return sums
