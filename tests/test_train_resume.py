@@ -288,7 +288,7 @@ DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
     "best.pt epoch 99": (_best_epoch(99), "best.pt is from epoch 99, but last.pt's history of 2"),
     "best.pt of another architecture": (
         _other_architecture,
-        "best.pt holds the weights of another architecture than last.pt (missing backbone.",
+        "best.pt holds the weights of another architecture than last.pt (missing ",
     ),
     "config.json mistyped field": (
         _edit_json("config.json", lambda c: c.update(batch_sise=c.pop("batch_size"))),
