@@ -5,17 +5,21 @@ Each subcommand is a module in `lstndsl/commands/` with `HELP`, `ORDER`, `add_ar
 import torch and friends inside `run`, so `lstndsl check` stays instant.
 
 Exit codes: 0 clean, 1 check or compile errors, 2 unusable input (syntax, unknown words,
-unreadable files, bad flags). No traceback reaches the user unless `--debug` is given.
+unreadable files, bad flags) or an unusable place (a read-only or full file system, standard
+output closed, full or unable to encode the text), 3 a bug in lstndsl. No traceback reaches the
+user unless `--debug` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any, TextIO
 
 from lstndsl import commands
 from lstndsl.errors import LstnError
@@ -59,10 +63,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _stderr_never_fails()
     parser = make_parser()
     args = parser.parse_args(argv)
+    original = sys.stdout
+    sys.stdout = _Stdout(original)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # a full device shows here, not at the interpreter's exit
+        return code
     except LstnError as err:
         from lstndsl.commands._output import print_diagnostics
 
@@ -71,8 +80,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lstndsl: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+    except StdoutFailed as err:
+        if args.debug:
+            raise
+        print(f"lstndsl: error: cannot write to standard output: {err}", file=sys.stderr)
+        _point_at_devnull(original)
+        return 2
+    except OSError as err:
+        if args.debug:
+            raise
+        where = f"{err.filename}: " if err.filename is not None else ""
+        print(f"lstndsl: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except Exception as err:
         if args.debug:
             raise
@@ -82,6 +101,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 3
+    finally:
+        sys.stdout = original
+
+
+class StdoutFailed(Exception):
+    """Standard output cannot take the text: a closed pipe, a full device, its encoding."""
+
+
+class _Stdout:
+    """sys.stdout as it was, with its failures told apart from those of other files."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except UnicodeEncodeError as err:
+            bad = err.object[err.start : err.end]
+            raise StdoutFailed(
+                f"its encoding, {err.encoding}, has no {' '.join(f'U+{ord(c):04X}' for c in bad)}"
+                " (set PYTHONIOENCODING=utf-8, or a UTF-8 locale)"
+            ) from err
+        except BrokenPipeError as err:
+            raise StdoutFailed("the pipe was closed before the output ended") from err
+        except OSError as err:
+            raise StdoutFailed(err.strerror or str(err)) from err
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError as err:
+            raise StdoutFailed("the pipe was closed before the output ended") from err
+        except OSError as err:
+            raise StdoutFailed(err.strerror or str(err)) from err
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stderr_never_fails() -> None:
+    """Messages reach stderr whatever its encoding (PYTHONIOENCODING=ascii: θ becomes \\u03b8)."""
+    reconfigure = getattr(sys.stderr, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="backslashreplace")
+
+
+def _point_at_devnull(stream: TextIO) -> None:
+    """Send what is left of stdout to /dev/null, so that the interpreter's last flush does not
+    fail a second time (Python's advice for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (a test's capture): nothing to flush at exit
 
 
 if __name__ == "__main__":  # pragma: no cover

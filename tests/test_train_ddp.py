@@ -55,6 +55,7 @@ def test_two_gloo_processes_train_and_write_one_checkpoint_set(tmp_path: Path) -
         "last.pt",
         "log.txt",
         "lstn.spec",
+        "lstndsl.lock",
         "metrics.jsonl",
         "pictures",
         "split.json",

@@ -9,16 +9,21 @@ start_batch, partial sums, optimizer and RNG state all restored from last.pt).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 from train_helpers import write_folder
 
 from lstndsl.cli import main as cli_main
@@ -133,3 +138,249 @@ def test_resume_without_a_checkpoint_says_so(
     assert cli_main(["train", "--resume", "--out", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert "nothing/config.json cannot be read" in err
+
+
+# --- a resume verifies before it trusts ---------------------------------------------------------
+
+#: a finished two-epoch run on the tiny folder dataset (2 batches of 4 per epoch)
+SMALL = [
+    "train",
+    str(REPO / "specs" / "stn.spec"),
+    "--backbone",
+    "test_resnet",
+    "--image-size",
+    "32",
+    "--max-epochs",
+    "2",
+    "--limit-batches",
+    "2",
+    "--batch-size",
+    "4",
+    "--pictures",
+    "0",
+]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("finished")
+    data = write_folder(base / "data")
+    out = base / "run"
+    assert cli_main([*SMALL, "--dataset", f"folder:{data}", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def run_dir(finished: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run, to damage."""
+    copy = tmp_path / "run"
+    shutil.copytree(finished, copy)
+    return copy
+
+
+def hashes(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "dir"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _bytes(path: Path, data: bytes) -> None:
+    path.unlink()
+    path.write_bytes(data)
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+    (path / "data.pkl").write_text("")
+
+
+def _swap_train_and_test(out: Path) -> None:
+    """Swap one training and one test example, keeping counts and order: consistent in itself."""
+    path = out / "split.json"
+    data = json.loads(path.read_text())
+    train, test = data["indices"]["train"], data["indices"]["test"]
+    train[0], test[0] = test[0], train[0]
+    train.sort()
+    test.sort()
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _best_epoch(epoch: int) -> Callable[[Path], None]:
+    def damage(out: Path) -> None:
+        best = torch.load(out / "best.pt", weights_only=True)
+        best["epoch"] = epoch
+        torch.save(best, out / "best.pt")
+
+    return damage
+
+
+def _other_architecture(out: Path) -> None:
+    """best.pt holding the weights of the backbone alone (no spatial transformer)."""
+    from lstndsl.train.config import TrainConfig
+    from lstndsl.train.model import build_model
+
+    best = torch.load(out / "best.pt", weights_only=True)
+    config = TrainConfig.from_json(best["config"]).replace(no_stn=True, spec=None)
+    best["model"] = build_model(config, None, best["num_classes"], best["image_size"]).state_dict()
+    torch.save(best, out / "best.pt")
+
+
+def _edit_json(name: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Path], None]:
+    def damage(out: Path) -> None:
+        data = json.loads((out / name).read_text())
+        change(data)
+        (out / name).write_text(json.dumps(data, indent=2))
+
+    return damage
+
+
+def _edit_metrics(out: Path) -> None:
+    path = out / "metrics.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["val_top1"] = 99.0
+    lines[0] = json.dumps(first)
+    path.write_text("\n".join(lines) + "\n")
+
+
+RANDOM = np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+
+DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
+    "best.pt deleted": (
+        lambda out: (out / "best.pt").unlink(),
+        "best.pt is missing, but last.pt says epoch",
+    ),
+    "split.json edited consistently": (
+        _swap_train_and_test,
+        "split.json is not the split last.pt trained on: its fingerprint sha256:",
+    ),
+    "last.pt truncated": (
+        lambda out: _bytes(out / "last.pt", (out / "last.pt").read_bytes()[:50_000]),
+        "last.pt cannot be read as a checkpoint: truncated or not a torch.save file",
+    ),
+    "last.pt empty": (lambda out: _bytes(out / "last.pt", b""), "last.pt is empty (0 bytes)"),
+    "last.pt random": (
+        lambda out: _bytes(out / "last.pt", RANDOM),
+        "last.pt cannot be read as a checkpoint",
+    ),
+    "last.pt a directory": (
+        lambda out: _directory(out / "last.pt"),
+        "last.pt is a directory, not a checkpoint file",
+    ),
+    "best.pt truncated": (
+        lambda out: _bytes(out / "best.pt", (out / "best.pt").read_bytes()[:50_000]),
+        "best.pt cannot be read as a checkpoint: truncated or not a torch.save file",
+    ),
+    "best.pt empty": (lambda out: _bytes(out / "best.pt", b""), "best.pt is empty (0 bytes)"),
+    "best.pt random": (
+        lambda out: _bytes(out / "best.pt", RANDOM),
+        "best.pt cannot be read as a checkpoint",
+    ),
+    "best.pt a directory": (
+        lambda out: _directory(out / "best.pt"),
+        "best.pt is a directory, not a checkpoint file",
+    ),
+    "best.pt epoch 0": (_best_epoch(0), "best.pt is from epoch 0, but last.pt's history of 2"),
+    "best.pt epoch 99": (_best_epoch(99), "best.pt is from epoch 99, but last.pt's history of 2"),
+    "best.pt of another architecture": (
+        _other_architecture,
+        "best.pt holds the weights of another architecture than last.pt (missing ",
+    ),
+    "config.json mistyped field": (
+        _edit_json("config.json", lambda c: c.update(batch_sise=c.pop("batch_size"))),
+        "config.json: unknown config keys: batch_sise (did you mean 'batch_size'?)",
+    ),
+    "config.json wrong type": (
+        _edit_json("config.json", lambda c: c.update(lr="fast")),
+        "config.json: config field lr should be float, not 'fast'",
+    ),
+    "config.json edited": (
+        _edit_json("config.json", lambda c: c.update(lr=0.5)),
+        "config.json disagrees with last.pt: lr 0.5 (last.pt: 0.001)",
+    ),
+    "metrics.jsonl edited": (
+        _edit_metrics,
+        "metrics.jsonl:1: this line disagrees with epoch 1 in last.pt's history",
+    ),
+    "spec copy edited": (
+        lambda out: (out / "stn.spec").write_text((out / "stn.spec").read_text() + "# edited\n"),
+        "stn.spec is not the spec text last.pt was trained with",
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES), ids=list(DAMAGES))
+def test_a_resume_that_finds_disagreement_exits_2_and_changes_nothing(
+    run_dir: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, message = DAMAGES[damage]
+    make(run_dir)
+    before = hashes(run_dir)
+    capsys.readouterr()
+    assert cli_main(["train", "--resume", "--out", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and "weights_only" not in err
+    assert hashes(run_dir) == before
+
+
+def test_a_finished_run_resumed_again_changes_nothing(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = hashes(run_dir)
+    assert cli_main(["train", "--resume", "--out", str(run_dir)]) == 0
+    said = capsys.readouterr().out
+    assert "the run is finished (max_epochs (2) reached); nothing changed" in said
+    assert hashes(run_dir) == before
+
+
+def test_the_traces_of_a_kill_between_two_writes_resume(
+    run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Killed after last.pt was written but mid-way through its metrics.jsonl line, before the
+    summary: the resume accepts it and rewrites the line from last.pt's history."""
+    metrics = run_dir / "metrics.jsonl"
+    whole = metrics.read_text()
+    metrics.write_text(whole[: whole.index("\n") + 40])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").unlink()
+    assert cli_main(["train", "--resume", "--out", str(run_dir)]) == 0
+    assert metrics.read_text() == whole
+    again = json.loads((run_dir / "summary.json").read_text())
+    assert strip(again) == strip(summary)
+
+
+def test_summary_json_is_never_rewritten_with_less(tmp_path: Path) -> None:
+    from lstndsl.train.resume import write_summary
+
+    path = tmp_path / "summary.json"
+    said: list[str] = []
+    assert write_summary(path, {"selected_epoch": 2, "epochs": 3}, said.append)
+    assert not write_summary(path, {"selected_epoch": None, "epochs": 3}, said.append)
+    assert not write_summary(path, {"selected_epoch": 1, "epochs": 1}, said.append)
+    assert json.loads(path.read_text()) == {"selected_epoch": 2, "epochs": 3}
+    assert said == [f"kept {path}: it holds more (epoch 2 selected) than this"] * 2
+    assert write_summary(path, {"selected_epoch": 4, "epochs": 5}, said.append)
+    assert json.loads(path.read_text())["epochs"] == 5
+
+
+def test_resume_of_a_run_without_a_checkpoint_starts_it_from_scratch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lstndsl.commands.train import make_config
+    from lstndsl.train.config import TrainConfig
+
+    out = tmp_path / "run"
+    out.mkdir()
+    saved = TrainConfig(spec="specs/stn.spec", backbone="test_resnet", out=str(out), lr=0.01)
+    (out / "config.json").write_text(saved.dumps())
+    config = make_config({"resume": True, "out": str(out)})
+    assert config == saved.replace(resume=False)
+    assert capsys.readouterr().out == (
+        f"--resume: {out} holds no last.pt (its run never reached a checkpoint): starting it "
+        "from scratch with its config.json\n"
+    )

@@ -13,6 +13,7 @@ format comes from the extension (`.onnx`, `.pt2`) or `--format`. The file maps `
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _load_weights(model: Any, path: str) -> None:
     import torch
 
+    from lstndsl.train.checkpoint import read_torch
+
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise UsageError(f"--weights: cannot read '{path}': {err}") from err
+        data = read_torch(path)
+    except UsageError as err:
+        raise UsageError(f"--weights: {err.diagnostics[0].message}") from None
     if isinstance(data, dict) and isinstance(data.get("model"), dict):
         data = data["model"]
-    if not isinstance(data, dict):
-        raise UsageError(f"--weights: '{path}' holds no state_dict")
+    if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise UsageError(
+            f"--weights: '{path}' holds no state_dict (a dict of tensors, or an lstndsl "
+            "checkpoint with one under 'model')"
+        )
     try:
         model.load_state_dict(data, strict=True)
     except RuntimeError as err:
@@ -58,12 +64,30 @@ def _load_weights(model: Any, path: str) -> None:
         ) from err
 
 
+def _check_output(output: Path, inputs: list[str | None]) -> None:
+    """-o must be a file of its own: not a directory, not one of this command's inputs."""
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a directory; give the file to write, e.g. model.onnx")
+    parent = output.parent if str(output.parent) else Path(".")
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        why = "a read-only file system" if _read_only(parent) else "not writable"
+        raise UsageError(f"cannot write -o {output}: its directory {parent} is {why}")
+    for given in inputs:
+        if given and Path(given).exists() and output.exists() and os.path.samefile(given, output):
+            raise UsageError(f"-o {output} is one of the inputs ({given}): it would be overwritten")
+
+
+def _read_only(directory: Path) -> bool:
+    return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+
+
 def run(args: argparse.Namespace) -> int:
     from compiler.build import build, check_backbone_args, model_input
     from compiler.export import OPSET, export, format_of, output_names
     from compiler.fuse import count_batchnorms, fuse
 
     fmt = format_of(args.output, args.format)
+    _check_output(Path(args.output), [*args.specs, args.weights])
     with as_flags():
         check_backbone_args(args.backbone, args.num_classes)
         specs = [parser.parse_file(path) for path in args.specs]

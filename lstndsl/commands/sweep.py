@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--no-baseline", action="store_true", help="skip the backbone-alone arms")
     g.add_argument("--out", metavar="DIR", help="sweep directory (runs/sweep-<dataset>)")
+    g.add_argument(
+        "--skip-bad-arms",
+        action="store_true",
+        help="an arm whose directory is corrupt is named and left out (default: stop there)",
+    )
     add_shared_flags(p)
 
 
@@ -94,10 +99,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{kind}"
     arms = plan(args.specs, backbones, strategies, names, baseline=not args.no_baseline)
     weight = DEFAULT_THETA_WEIGHT if weight is None else weight
-    result = run_sweep(base, arms, seeds, out, theta_weight=weight)
+    result = run_sweep(
+        base, arms, seeds, out, theta_weight=weight, skip_bad_arms=args.skip_bad_arms
+    )
     print()
     print((out / RESULTS_MD).read_text(encoding="utf-8"), end="")
     print(f"\nwrote {out / RESULTS_MD} and {out / 'results.json'}")
     for failure in result.failures:
         print(f"failed: {failure}")
-    return 1 if result.failures else 0
+    for skipped in result.skipped:
+        print(f"skipped: {skipped}")
+    return 1 if result.failures or result.skipped else 0

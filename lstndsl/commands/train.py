@@ -146,15 +146,31 @@ def make_config(explicit: dict[str, Any]) -> Any:
         raise UsageError(f"--resume: {saved} cannot be read ({exc.strerror or exc})") from exc
     except ValueError as exc:
         raise UsageError(f"--resume: {saved} is not valid JSON ({exc})") from exc
-    return TrainConfig.from_json(data).replace(**{**explicit, "out": out, "resume": True})
+    if not isinstance(data, dict):
+        raise UsageError(f"--resume: {saved} holds no config (a JSON object)")
+    try:
+        config = TrainConfig.from_json(data).replace(**{**explicit, "out": out, "resume": True})
+    except UsageError as err:
+        raise UsageError(f"--resume: {saved}: {err.diagnostics[0].message}") from None
+    if not (Path(out) / "last.pt").exists():
+        print(
+            f"--resume: {out} holds no last.pt (its run never reached a checkpoint): "
+            f"starting it from scratch with its {saved.name}"
+        )
+        config = config.replace(resume=False)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
+    from lstndsl.train import rundir
+
+    config = make_config(given(args))
+    if config.out is not None:
+        rundir.probe(Path(config.out))  # a busy directory is refused before torch loads
     from lstndsl.train.data import DatasetError
     from lstndsl.train.loop import main
 
     try:
-        config = make_config(given(args))
         result = main(config)
     except DatasetError as err:
         raise UsageError(err.message) from err

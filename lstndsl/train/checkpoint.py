@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from lstndsl.errors import UsageError
+
 FORMAT = "lstndsl-checkpoint/1"
 LAST, BEST = "last.pt", "best.pt"
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temp file beside `path`, fsync, then rename over it."""
+    """torch.save to a temp file beside `path`, fsync, then rename over it.
+
+    A write that fails (a full disk, a read-only place) leaves the previous file as it was and
+    raises UsageError (exit 2) saying what was kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -40,21 +46,46 @@ def save_atomic(obj: dict[str, Any], path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        raise _write_error(path, exc) from None
     finally:
         if tmp.exists():
             tmp.unlink()
     _fsync_dir(path.parent)
 
 
+def _write_error(path: Path, exc: BaseException) -> UsageError:
+    # torch's zip writer reports the OSError under it (a full disk) as a RuntimeError
+    under: BaseException | None = exc
+    while under is not None and not isinstance(under, OSError):
+        under = under.__cause__ or under.__context__
+    if isinstance(under, OSError):
+        reason = under.strerror or str(under)
+    else:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    kept = (
+        f"the previous {path.name} is kept as it was"
+        if path.exists()
+        else f"no {path.name} had been written yet"
+    )
+    return UsageError(f"cannot write {path}: {reason}; {kept}")
+
+
 def save_json(path: Path, data: Any) -> None:
     """Write JSON (indented) atomically, the same way."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -71,11 +102,57 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU (weights_only: it holds no code)."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    """Read a checkpoint onto the CPU (weights_only: it holds no code); every way the file can
+    be unusable is a UsageError (exit 2) naming it."""
+    data = read_torch(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a {FORMAT} checkpoint")
+        raise UsageError(f"{path} is not a {FORMAT} checkpoint (it holds {_what(data)})")
     return data
+
+
+def read_torch(path: str | Path) -> Any:
+    """`torch.load(path, weights_only=True)` onto the CPU, or UsageError saying what is wrong.
+
+    torch's own message for a file holding code advises loading it with the unsafe unpickler;
+    for a hostile file that would run its payload, so that advice is never passed on."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a checkpoint file")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise UsageError(f"{path} is empty (0 bytes): not a checkpoint")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises anything from EOFError to RuntimeError on bad bytes
+        raise UsageError(f"{path} cannot be read as a checkpoint: {_reason(exc)}") from None
+
+
+#: what torch says when the weights-only unpickler meets a class it will not build
+_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc)
+    found = _GLOBAL.search(text)
+    if found:
+        return (
+            f"it holds pickled Python objects ({found.group(1)}), not only tensors; lstndsl "
+            "reads state_dicts and its own checkpoints and never unpickles code"
+        )
+    if "Weights only load failed" in text or "weights_only" in text:
+        return "it is not a torch.save file of tensors (truncated, or another format)"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"truncated or not a torch.save file ({first})"
+
+
+def _what(data: Any) -> str:
+    if isinstance(data, dict):
+        keys = ", ".join(sorted(map(str, data))[:4])
+        return f"a dict with {keys}" if keys else "an empty dict"
+    return f"a {type(data).__name__}"
 
 
 # --- random number generators ------------------------------------------------------------------
@@ -138,5 +215,11 @@ def rebuild_model(path: str | Path) -> nn.Module:
     data = load(Path(path))
     config = TrainConfig.from_json(data["config"])
     model = build_model(config, data.get("spec_text"), data["num_classes"], data["image_size"])
-    model.load_state_dict(data["model"])
+    try:
+        model.load_state_dict(data["model"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(
+            f"{path}: its weights do not fit the model its config builds ({first})"
+        ) from None
     return model.eval()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,18 @@ AMP_MODES = ("bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 #: knobs that may differ when a run is resumed (the budget, the place, the machine, the output)
 RESUMABLE = ("max_epochs", "max_steps", "out", "device", "resume", "checkpoint_every", "pictures")
+#: the largest seed every generator takes (torch's manual_seed, numpy's SeedSequence)
+MAX_SEED = 2**63 - 1
+#: a model input side beyond this is a typo, not a picture (4096² × 3 floats is 200 MB an image)
+MAX_IMAGE_SIZE = 4096
+#: what each annotation of TrainConfig admits (bool is no int here, an int is a float)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "None": (type(None),),
+}
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,7 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
+        check_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -124,8 +138,21 @@ class TrainConfig:
 
         need(self.no_stn or bool(self.spec), "a SPEC is needed unless --no-stn is given")
         need(bool(self.backbone), "--backbone is needed")
-        need(self.image_size is None or self.image_size >= 8, "--image-size must be at least 8")
-        need(self.seed >= 0, "--seed must be a non-negative integer")
+        need(
+            self.image_size is None or 8 <= self.image_size <= MAX_IMAGE_SIZE,
+            f"--image-size must lie in 8..{MAX_IMAGE_SIZE}",
+        )
+        floats = (
+            "lr",
+            "weight_decay",
+            "stn_lr_mult",
+            "stop_tolerance",
+            "theta_loss",
+            "theta_noise",
+        )
+        for name in floats:
+            need(math.isfinite(getattr(self, name)), f"--{name.replace('_', '-')} must be finite")
+        need(0 <= self.seed <= MAX_SEED, f"--seed must be an integer in 0..{MAX_SEED}")
         need(self.batch_size >= 1, "--batch-size must be at least 1")
         need(self.lr > 0, "--lr must be positive")
         need(all(0 <= b < 1 for b in self.betas), "Adam's betas must lie in [0, 1)")
@@ -182,7 +209,14 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UsageError(f"unknown config keys: {', '.join(unknown)}")
+            from lstndsl.errors import did_you_mean
+
+            hint = did_you_mean(unknown[0], known)
+            raise UsageError(
+                f"unknown config keys: {', '.join(unknown)}" + (f" ({hint})" if hint else "")
+            )
+        if not isinstance(data.get("betas", []), list | tuple):
+            raise UsageError(f"config field betas should be two numbers, not {data['betas']!r}")
         values = dict(data)
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
@@ -198,3 +232,26 @@ class TrainConfig:
         """{knob: (mine, theirs)} for every knob that differs."""
         mine, theirs = self.to_json(), other.to_json()
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+
+def check_types(config: TrainConfig) -> None:
+    """UsageError naming the first field whose value is not of its declared type (a config.json
+    edited by hand: "lr": "fast", "batch_size": 16.5)."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name == "betas":
+            ok = (
+                isinstance(value, tuple)
+                and len(value) == 2
+                and all(isinstance(b, int | float) and not isinstance(b, bool) for b in value)
+            )
+            wanted = "two numbers"
+        else:
+            words = [w.strip() for w in str(f.type).split("|")]
+            allowed = tuple(t for w in words for t in _TYPES.get(w, (object,)))
+            ok = isinstance(value, allowed) and not (
+                isinstance(value, bool) and "bool" not in words
+            )
+            wanted = " or ".join(words)
+        if not ok:
+            raise UsageError(f"config field {f.name} should be {wanted}, not {value!r}")

@@ -167,7 +167,7 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             "is it CIFAR-100 or another format?"
         )
     data = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"], dtype=np.int64)
+    labels = _integer_labels(batch["labels"], path)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DatasetError(
             f"cifar10: {path}: 'data' should be uint8 N×3072, got {data.dtype} {data.shape}"
@@ -175,6 +175,40 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != (data.shape[0],) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
         raise DatasetError(f"cifar10: {path}: 'labels' should be {data.shape[0]} integers in 0..9")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _integer_labels(value: Any, path: Path) -> np.ndarray:
+    """The labels as int64, refusing any that is not a whole number (1.7 is not class 1)."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"cifar10: {path}: 'labels' is not a list of integers ({exc})") from exc
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64)
+    if raw.dtype.kind == "f":
+        finite = np.isfinite(raw)
+        whole = finite & (raw == np.round(np.where(finite, raw, 0)))
+        if whole.all():
+            return raw.astype(np.int64)
+        at = int(np.flatnonzero(~whole)[0])
+        raise DatasetError(
+            f"cifar10: {path}: label {at} is {raw.flat[at].item()!r}, not an integer class in 0..9"
+        )
+    raise DatasetError(f"cifar10: {path}: 'labels' should be integers in 0..9, not {raw.dtype}")
+
+
+def _label_names(meta: Path) -> tuple[str, ...] | None:
+    """batches.meta's ten class names (None when it has none of the right shape)."""
+    names = _unpickle(meta).get("label_names")
+    if not isinstance(names, list) or len(names) != 10:
+        return None
+    try:
+        return tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"cifar10: {meta}: its label_names are not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start} of {exc.object!r})"
+        ) from exc
 
 
 def find_cifar_dir(root: Path) -> Path:
@@ -213,9 +247,7 @@ def read_cifar10(root: Path) -> Source:
     class_names: tuple[str, ...] = CIFAR_CLASSES
     meta = where / "batches.meta"
     if meta.is_file():
-        names = _unpickle(meta).get("label_names")
-        if isinstance(names, list) and len(names) == 10:
-            class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        class_names = _label_names(meta) or class_names
     all_labels = np.concatenate(labels)
     return Source(
         kind="cifar10",
@@ -271,6 +303,11 @@ def scan_class_folders(
     )
     if not classes:
         raise DatasetError(f"{kind}: {root} has no class sub-folders; expected {layout}")
+    if len(classes) == 1:
+        raise DatasetError(
+            f"{kind}: {root} has one class folder only ({classes[0]}/): a classifier needs at "
+            f"least two; expected {layout}"
+        )
     files: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
@@ -287,6 +324,10 @@ def scan_class_folders(
         files.extend(found)
         labels.extend([label] * len(found))
     return tuple(classes), files, labels
+
+
+#: the most pixels one image may claim before it is decoded (PIL's own warning threshold)
+MAX_PIXELS = 89_478_485
 
 
 def decode_resized(
@@ -306,8 +347,13 @@ def decode_resized(
         try:
             with Image.open(path) as im:
                 native = (im.height, im.width)
+                if im.width * im.height > MAX_PIXELS:
+                    raise DatasetError(
+                        f"{kind}: image {path} claims {im.width}×{im.height} pixels, more than "
+                        f"the {MAX_PIXELS:,} lstndsl decodes (a decompression bomb?)"
+                    )
                 rgb = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
             raise DatasetError(f"{kind}: cannot decode image {path}: {exc}") from exc
         target[i] = np.asarray(rgb).transpose(2, 0, 1)
         return native

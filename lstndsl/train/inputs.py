@@ -4,7 +4,8 @@ the image size, and a fail-fast check of the spec and the backbone.
 What it is: small functions of the config (no model, no data beyond parsing the dataset's name).
 The run directory: --out, or runs/<spec>-<backbone>-<dataset>-s<seed> with -2, -3 … when
 that one already holds a run; it gets the spec's text, config.json, split.json, metrics.jsonl,
-log.txt, last.pt and best.pt, pictures/ and summary.json. What it is not: writing them (loop.py).
+log.txt, last.pt and best.pt, pictures/ and summary.json, and first of all lstndsl.lock (rundir.py).
+What it is not: writing them (loop.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lstndsl.errors import UsageError
-from lstndsl.train import checkpoint as ckpt
+from lstndsl.train import rundir
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import parse_dataset_name
 from lstndsl.train.model import load_spec
@@ -35,27 +36,10 @@ def resolve_image_size(config: TrainConfig) -> int | None:
 
 
 def resolve_out(config: TrainConfig) -> Path:
-    """The run directory: --out, or runs/<spec>-<backbone>-<dataset>-s<seed>[-2, -3 …]."""
-    holds_run = lambda p: (p / CONFIG).exists() or (p / ckpt.LAST).exists()  # noqa: E731
-    if config.out is not None:
-        out = Path(config.out)
-        if config.resume and not (out / ckpt.LAST).exists():
-            raise UsageError(f"--resume: {out} holds no {ckpt.LAST} to resume from")
-        if not config.resume and holds_run(out):
-            raise UsageError(
-                f"{out} already holds a run: add --resume to continue it, or choose another --out"
-            )
-        return out
-    base = config.default_out()
-    if config.resume:
-        if not (base / ckpt.LAST).exists():
-            raise UsageError(f"--resume: {base} holds no {ckpt.LAST}; give the run's --out DIR")
-        return base
-    out, k = base, 1
-    while holds_run(out):
-        k += 1
-        out = base.with_name(f"{base.name}-{k}")
-    return out
+    """The run directory, checked and locked for this process until `rundir.release_claims`:
+    --out, or runs/<spec>-<backbone>-<dataset>-s<seed>[-2, -3 …] (rundir.claim says which
+    directories are refused)."""
+    return rundir.claim(config)
 
 
 def read_spec_text(config: TrainConfig) -> str | None:

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import distributed as dist
-from lstndsl.train.config import RESUMABLE, TrainConfig
+from lstndsl.train import resume, rundir
+from lstndsl.train.config import TrainConfig
 from lstndsl.train.cost import model_macs
 from lstndsl.train.data import Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
@@ -49,6 +50,7 @@ from lstndsl.train.device import (
     use_channels_last,
 )
 from lstndsl.train.drawing import draw_transforms
+from lstndsl.train.guards import check_can_learn
 from lstndsl.train.inputs import (
     CONFIG,
     LOG,
@@ -128,7 +130,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
             bar.close()
             raise StopTraining(
                 f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {batch.number + 1}"
-                f" (step {prog.step + 1}); the weights before this step are kept"
+                f" (step {prog.step + 1}); {resume.kept_note(run.out)}"
             )
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
@@ -279,6 +281,7 @@ def main(
     try:
         return _main(config, ctx, device, dataset, console or Console(ctx.is_main), started)
     finally:
+        rundir.release_claims()
         dist.teardown(ctx)
 
 
@@ -296,14 +299,13 @@ def _main(
         notes.append(determinism)
     out = dist.broadcast_object(resolve_out(config) if ctx.is_main else None)
     config = config.replace(out=str(out))
+    notes.extend(rundir.claim_notes())
     saved: dict[str, Any] | None = None
     if config.resume:
-        saved = ckpt.load(out / ckpt.LAST)
-        before = TrainConfig.from_json(saved["config"])
-        changed = {k: v for k, v in before.differences(config).items() if k not in RESUMABLE}
-        if changed:
-            listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-            raise UsageError(f"--resume cannot change the run's {listed}")
+        saved = resume.verify_resume(out, config)
+        if (finished := resume.finished_summary(out, config, saved)) is not None:
+            console(f"{out}: the run is finished ({finished.get('stop_reason')}); nothing changed")
+            return RunResult(out, finished, 0)
     spec_text = saved["spec_text"] if saved is not None else read_spec_text(config)
     check_inputs(config, spec_text)
 
@@ -336,6 +338,7 @@ def _main(
             dataset = dataset.with_channels(model.image[0])
         except DatasetError as err:
             raise UsageError(err.message) from err
+    check_can_learn(config, dataset, model, ctx.world_size)
     macs, macs_note = model_macs(model, dataset.image_size)
     model = model.to(device)
     if use_channels_last(device, config.channels_last, dataset.image_size):
@@ -435,7 +438,7 @@ def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
         say("no epoch finished: nothing to select, the test split is left unread")
     summary["wall_time"] = run.wall_time()
     if run.ctx.is_main:
-        ckpt.save_json(run.out / SUMMARY, summary)
+        resume.write_summary(run.out / SUMMARY, summary, say)
         if prog.history:
             training_curves(run.out / PICTURES / "curves.png", prog.history, run.out.name)
         say(f"wrote {run.out / SUMMARY}, {run.out / PICTURES}/")

@@ -14,6 +14,8 @@ from torch import nn
 
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import distributed as dist
+from lstndsl.train import resume
+from lstndsl.train.splits import split_fingerprint
 from lstndsl.train.state import Progress, Run, StopTraining
 
 
@@ -27,6 +29,7 @@ def payload(run: Run) -> dict[str, Any]:
         "image_size": run.dataset.image_size,
         "class_names": list(run.dataset.class_names),
         "model": run.model.state_dict(),
+        "split_fingerprint": split_fingerprint(run.dataset.split),
     }
 
 
@@ -39,7 +42,7 @@ def save_last(run: Run) -> None:
     if not finite_weights(run.model):
         raise StopTraining(
             f"the weights stopped being finite by step {run.progress.step}; "
-            "the last good checkpoint is kept"
+            + resume.kept_note(run.out)
         )
     run.progress.elapsed = run.wall_time()
     if run.ctx.is_main:

@@ -177,6 +177,17 @@ def fingerprint(kind: str, keys: Sequence[str], labels: np.ndarray, extra: bytes
     return "sha256:" + h.hexdigest()
 
 
+def split_fingerprint(split: Split) -> str:
+    """sha256 over the data's fingerprint and the three index lists: which examples trained,
+    validated and tested. Checkpoints record it, so an edited split.json cannot pass for the
+    one a run trained on."""
+    h = hashlib.sha256(f"{split.dataset}\0{split.fingerprint}\0".encode())
+    for name in SPLIT_NAMES:
+        h.update(name.encode() + b"\0")
+        h.update(np.ascontiguousarray(split[name], dtype="<i8").tobytes())
+    return "sha256:" + h.hexdigest()
+
+
 def draw_split(
     dataset: str,
     seed: int,

@@ -151,6 +151,8 @@ class SweepResult:
     summaries: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: arms left out because their directory could not be used (skip_bad_arms)
+    skipped: list[str] = field(default_factory=list)
 
 
 def arm_config(base: TrainConfig, arm: Arm, seed: int, out: Path, weight: float) -> TrainConfig:
@@ -174,16 +176,39 @@ def run_sweep(
     theta_weight: float = 1.0,
     console: Console | None = None,
     train: Callable[..., Any] | None = None,
+    skip_bad_arms: bool = False,
 ) -> SweepResult:
     """Train every arm for every seed (skipping finished ones), then aggregate and write the
-    table to OUT/results.md and OUT/results.json."""
+    table to OUT/results.md and OUT/results.json. OUT is locked for the whole sweep (one sweep
+    per directory). An arm whose directory cannot be used (a corrupt checkpoint or summary) stops
+    the sweep naming it, or with `skip_bad_arms` is left out of the table and named."""
+    from lstndsl.train import rundir
+
+    lock = rundir.claim_sweep(out)
+    try:
+        return _run_sweep_locked(
+            base, arms, seeds, out, theta_weight, console, train, skip_bad_arms
+        )
+    finally:
+        lock.release()
+
+
+def _run_sweep_locked(
+    base: TrainConfig,
+    arms: Sequence[Arm],
+    seeds: Sequence[int],
+    out: Path,
+    theta_weight: float,
+    console: Console | None,
+    train: Callable[..., Any] | None,
+    skip_bad_arms: bool,
+) -> SweepResult:
     from lstndsl.train import loop
     from lstndsl.train.data import DatasetError, open_dataset
 
     say = console or Console()
     train = train or loop.main
     result = SweepResult(out)
-    out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
         split_file = out / f"split-s{seed}.json"
         opened: dict[int | None, Any] = {}
@@ -193,8 +218,13 @@ def run_sweep(
             done = arm_dir / SUMMARY
             say(f"\n=== seed {seed}: {arm.title} -> {arm_dir}")
             if done.exists():
+                try:
+                    summary = read_summary(done)
+                except UsageError as err:
+                    bad_arm(result, f"seed {seed}, {arm.slug}", err, skip_bad_arms, say)
+                    continue
                 say("    finished earlier: reusing its summary.json")
-                result.summaries.setdefault(arm.slug, []).append(json.loads(done.read_text()))
+                result.summaries.setdefault(arm.slug, []).append(summary)
                 continue
             if (arm_dir / ckpt.LAST).exists():
                 config = config.replace(resume=True)
@@ -206,7 +236,11 @@ def run_sweep(
             except DatasetError as err:
                 raise UsageError(err.message) from err
             config = config.replace(split_file=str(split_file))
-            run = train(config, dataset=opened[size], console=say)
+            try:
+                run = train(config, dataset=opened[size], console=say)
+            except UsageError as err:
+                bad_arm(result, f"seed {seed}, {arm.slug}", err, skip_bad_arms, say)
+                continue
             if run.exit_code != 0:
                 result.failures.append(f"seed {seed}, {arm.title}: {run.summary['stop_reason']}")
             result.summaries.setdefault(arm.slug, []).append(run.summary)
@@ -217,6 +251,34 @@ def run_sweep(
         {"seeds": list(seeds), "rows": result.rows, "runs": result.summaries},
     )
     return result
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """An arm's summary.json, or UsageError saying why it cannot be used."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} cannot be read as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is not a run's summary (not a JSON object)")
+    missing = [k for k in ("seed", "params", "params_stn", "image_size") if k not in data]
+    if missing:
+        raise UsageError(f"{path} is not a run's summary (no {', '.join(missing)})")
+    return data
+
+
+def bad_arm(
+    result: SweepResult, which: str, err: UsageError, skip: bool, say: Callable[[str], None]
+) -> None:
+    """An arm that cannot be used: named and skipped (`--skip-bad-arms`), or the sweep stops."""
+    message = err.diagnostics[0].message
+    if not skip:
+        raise UsageError(
+            f"{which}: {message}; the sweep stops here (add --skip-bad-arms to go on with the "
+            "other arms)"
+        ) from None
+    say(f"    skipped: {message}")
+    result.skipped.append(f"{which}: {message}")
 
 
 def shared_split(dataset: Any, path: Path) -> None:
