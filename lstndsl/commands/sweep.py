@@ -27,7 +27,12 @@ DEFAULT_THETA_WEIGHT = 10.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("specs", metavar="SPEC", nargs="*", help="specs to put before each backbone")
+    p.add_argument(
+        "specs",
+        metavar="SPEC",
+        nargs="*",
+        help="specs to put before each backbone; A.spec+B.spec is one arm of both transformers",
+    )
     g = p.add_argument_group("arms")
     g.add_argument("--backbones", metavar="A,B", required=True, help="comma-separated backbones")
     g.add_argument("--seeds", metavar="S,S", default="0", help="comma-separated seeds (0)")
@@ -71,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
     strategies = parse_strategies(args.strategies)
     if not args.specs and args.no_baseline:
         raise UsageError("nothing to train: no SPEC and --no-baseline")
-    names = {s: parser.parse_file(s).name or Path(s).stem for s in args.specs}
+    names = {
+        s: " + ".join(parser.parse_file(p).name or Path(p).stem for p in s.split("+"))
+        for s in args.specs
+    }
     shared = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
     shared.pop("out", None)
     # θ supervision is chosen per arm by --strategies; --theta-loss only sets its weight
@@ -89,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--strategies needs at least one SPEC (θ is the spatial transformer's)")
     base = TrainConfig(
         **{
-            "spec": args.specs[0] if args.specs else None,
+            "spec": args.specs[0].split("+")[0] if args.specs else None,
             "no_stn": not args.specs,
             "backbone": backbones[0],
             **shared,

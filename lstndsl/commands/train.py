@@ -30,7 +30,13 @@ ORDER = 40
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Every default is None here so that a run knows which flags were given (for --resume);
     the real defaults live in TrainConfig."""
-    p.add_argument("spec", metavar="SPEC", nargs="?", help="the spec (not needed with --no-stn)")
+    p.add_argument(
+        "spec",
+        metavar="SPEC",
+        nargs="*",
+        help="the spec (not needed with --no-stn); several: their transformers apply in the"
+        " order given, each at its `at:` site",
+    )
     g = p.add_argument_group("model")
     g.add_argument("--backbone", metavar="NAME", help="resnet18, resnet50, efficientnet_b0, …")
     g.add_argument("--no-stn", action="store_true", default=None, help="train the backbone alone")
@@ -122,8 +128,16 @@ CONFIG_KEYS = (
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:
-    """The config knobs the user set on the command line."""
-    return {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
+    """The config knobs the user set on the command line (SPEC… as `spec` and `more_specs`)."""
+    out = {k: getattr(args, k) for k in CONFIG_KEYS if getattr(args, k, None) is not None}
+    specs = out.pop("spec", None)
+    if isinstance(specs, str):
+        specs = [specs]
+    if specs:
+        out["spec"] = specs[0]
+        if specs[1:]:
+            out["more_specs"] = tuple(specs[1:])
+    return out
 
 
 def make_config(explicit: dict[str, Any]) -> Any:

@@ -214,7 +214,10 @@ def rebuild_model(path: str | Path) -> nn.Module:
 
     data = load(Path(path))
     config = TrainConfig.from_json(data["config"])
-    model = build_model(config, data.get("spec_text"), data["num_classes"], data["image_size"])
+    more = data.get("more_spec_texts") or []
+    model = build_model(
+        config, data.get("spec_text"), data["num_classes"], data["image_size"], more
+    )
     try:
         model.load_state_dict(data["model"])
     except (RuntimeError, TypeError, KeyError) as exc:

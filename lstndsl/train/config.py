@@ -53,6 +53,9 @@ class TrainConfig:
     backbone: str
     #: train the backbone alone (no spatial transformer) under the same data, split and budget
     no_stn: bool = False
+    #: further specs after `spec`, in the order their transformers apply (each at its `at:`
+    #: site); their texts are copied into the run and checkpoints too
+    more_specs: tuple[str, ...] = ()
 
     # --- data
     #: digits (embedded), cifar10:DIR, caltech101:DIR or folder:DIR
@@ -137,6 +140,7 @@ class TrainConfig:
                 problems.append(text)
 
         need(self.no_stn or bool(self.spec), "a SPEC is needed unless --no-stn is given")
+        need(not (self.no_stn and self.more_specs), "--no-stn trains the backbone alone: no SPEC")
         need(bool(self.backbone), "--backbone is needed")
         need(
             self.image_size is None or 8 <= self.image_size <= MAX_IMAGE_SIZE,
@@ -190,8 +194,14 @@ class TrainConfig:
         return self.theta_loss > 0 and self.theta_labels > 0
 
     @property
+    def spec_paths(self) -> list[str]:
+        """Every spec, in the order their transformers apply (none with no_stn)."""
+        return [] if self.no_stn or not self.spec else [self.spec, *self.more_specs]
+
+    @property
     def spec_stem(self) -> str:
-        return "nostn" if self.no_stn or not self.spec else Path(self.spec).stem
+        paths = self.spec_paths
+        return "+".join(Path(p).stem for p in paths) if paths else "nostn"
 
     def default_out(self) -> Path:
         """runs/<spec>-<backbone>-<dataset>-s<seed> (the dataset's kind, not its path)."""
@@ -202,6 +212,7 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         data["betas"] = list(self.betas)
+        data["more_specs"] = list(self.more_specs)
         return data
 
     @classmethod
@@ -220,6 +231,8 @@ class TrainConfig:
         values = dict(data)
         if "betas" in values:
             values["betas"] = tuple(values["betas"])
+        if isinstance(values.get("more_specs"), list):
+            values["more_specs"] = tuple(values["more_specs"])
         return cls(**values)
 
     def dumps(self) -> str:
@@ -246,6 +259,9 @@ def check_types(config: TrainConfig) -> None:
                 and all(isinstance(b, int | float) and not isinstance(b, bool) for b in value)
             )
             wanted = "two numbers"
+        elif f.name == "more_specs":
+            ok = isinstance(value, tuple) and all(isinstance(s, str) for s in value)
+            wanted = "a list of spec paths"
         else:
             words = [w.strip() for w in str(f.type).split("|")]
             allowed = tuple(t for w in words for t in _TYPES.get(w, (object,)))

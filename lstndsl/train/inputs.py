@@ -42,21 +42,45 @@ def resolve_out(config: TrainConfig) -> Path:
     return rundir.claim(config)
 
 
-def read_spec_text(config: TrainConfig) -> str | None:
-    if config.no_stn or config.spec is None:
-        return None
-    try:
-        return Path(config.spec).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read the spec {config.spec}: {exc.strerror or exc}") from exc
+def spec_copy_names(paths: list[str]) -> list[str]:
+    """The file name each spec's copy gets in the run directory: its own, `2-name` for a second
+    spec of the same name, and so on."""
+    names: list[str] = []
+    for path in paths:
+        name, k = Path(path).name, 2
+        while name in names:
+            name, k = f"{k}-{Path(path).name}", k + 1
+        names.append(name)
+    return names
 
 
-def check_inputs(config: TrainConfig, spec_text: str | None) -> None:
-    """Fail fast, before any data is read: the spec must check, the backbone must exist."""
+def read_spec_texts(config: TrainConfig) -> list[str]:
+    """The text of every spec of the run, in order (none with --no-stn)."""
+    texts = []
+    for path in config.spec_paths:
+        try:
+            texts.append(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise UsageError(f"cannot read the spec {path}: {why}") from exc
+    return texts
+
+
+def saved_spec_texts(saved: dict[str, object]) -> list[str]:
+    """Every spec text a checkpoint carries, in order."""
+    first = saved.get("spec_text")
+    more = saved.get("more_spec_texts") or []
+    assert isinstance(more, list)
+    return ([first] if isinstance(first, str) else []) + [str(t) for t in more]
+
+
+def check_inputs(config: TrainConfig, spec_texts: list[str]) -> None:
+    """Fail fast, before any data is read: the specs must check, the backbone must exist."""
     from compiler import backbones
 
     backbones.resolve(config.backbone)
-    if spec_text is not None and config.spec is not None:
+    if spec_texts:
         from lstndsl import analyze
 
-        analyze(load_spec(spec_text, config.spec)).raise_for_errors()
+        for path, text in zip(config.spec_paths, spec_texts, strict=True):
+            analyze(load_spec(text, path)).raise_for_errors()

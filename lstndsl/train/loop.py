@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -58,9 +57,11 @@ from lstndsl.train.inputs import (
     PICTURES,
     SUMMARY,
     check_inputs,
-    read_spec_text,
+    read_spec_texts,
     resolve_image_size,
     resolve_out,
+    saved_spec_texts,
+    spec_copy_names,
 )
 from lstndsl.train.metrics import Meter, append_jsonl, write_jsonl
 from lstndsl.train.model import build_model, param_groups
@@ -306,8 +307,9 @@ def _main(
         if (finished := resume.finished_summary(out, config, saved)) is not None:
             console(f"{out}: the run is finished ({finished.get('stop_reason')}); nothing changed")
             return RunResult(out, finished, 0)
-    spec_text = saved["spec_text"] if saved is not None else read_spec_text(config)
-    check_inputs(config, spec_text)
+    texts = saved_spec_texts(saved) if saved is not None else read_spec_texts(config)
+    check_inputs(config, texts)
+    spec_text, more_texts = (texts[0] if texts else None), tuple(texts[1:])
 
     try:
         split_file = out / "split.json" if saved is not None else config.split_file
@@ -332,7 +334,7 @@ def _main(
         )
 
     ckpt.seed_everything(config.seed)
-    model = build_model(config, spec_text, dataset.num_classes, dataset.image_size)
+    model = build_model(config, spec_text, dataset.num_classes, dataset.image_size, more_texts)
     if model.image is not None:  # the model decides the channels it takes (model_input)
         try:
             dataset = dataset.with_channels(model.image[0])
@@ -371,6 +373,7 @@ def _main(
         out=out,
         dataset=dataset,
         spec_text=spec_text,
+        more_spec_texts=more_texts,
         model=model,
         net=net,
         optimizer=optimizer,
@@ -390,8 +393,8 @@ def _main(
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG).write_text(config.dumps(), encoding="utf-8")
         dataset.write_split(out)
-        if spec_text is not None and config.spec is not None:
-            (out / Path(config.spec).name).write_text(spec_text, encoding="utf-8")
+        for name, text in zip(spec_copy_names(config.spec_paths), texts, strict=True):
+            (out / name).write_text(text, encoding="utf-8")
         (out / METRICS).write_text("", encoding="utf-8")
     dist.barrier()
     if ctx.is_main:

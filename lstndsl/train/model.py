@@ -11,6 +11,7 @@ What it is not: the loop; it knows nothing about data or devices.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -27,7 +28,11 @@ def load_spec(text: str, path: str) -> Any:
 
 
 def build_model(
-    config: TrainConfig, spec_text: str | None, num_classes: int, image_size: int
+    config: TrainConfig,
+    spec_text: str | None,
+    num_classes: int,
+    image_size: int,
+    more_texts: Sequence[str] = (),
 ) -> STNModel:
     """The model the config asks for, freshly initialized from the current torch RNG.
 
@@ -44,8 +49,9 @@ def build_model(
         return STNModel([], backbones.create(config.backbone, num_classes=num_classes))
     if spec_text is None or config.spec is None:
         raise ValueError("a spatial-transformer run needs its spec text")
-    spec = load_spec(spec_text, config.spec)
-    model = build(spec, backbone=config.backbone, num_classes=num_classes, input_size=image_size)
+    texts = [spec_text, *more_texts]
+    specs = [load_spec(t, p) for t, p in zip(texts, config.spec_paths, strict=True)]
+    model = build(specs, backbone=config.backbone, num_classes=num_classes, input_size=image_size)
     assert isinstance(model, STNModel)
     return model
 

@@ -23,7 +23,9 @@ def plan(run: Run, notes: list[str]) -> None:
     cfg, ds, say = run.config, run.dataset, run.console
     counts = ds.split.counts
     params = count_parameters(run.model)
-    what = "backbone alone (--no-stn)" if cfg.no_stn else f"{cfg.spec} + {cfg.backbone}"
+    what = (
+        "backbone alone (--no-stn)" if cfg.no_stn else " + ".join([*cfg.spec_paths, cfg.backbone])
+    )
     say(f"lstndsl train: {what} -> {run.out}")
     native = ds.native_size
     kept = " (its own size)" if native == (ds.image_size, ds.image_size) else ""
@@ -35,7 +37,8 @@ def plan(run: Run, notes: list[str]) -> None:
     stn_part = (
         ""
         if cfg.no_stn
-        else f" = spatial transformer {params['stn']:,} + backbone {params['backbone']:,}"
+        else f" = spatial transformer {params['stn']:,}{_each(run)} + backbone "
+        f"{params['backbone']:,}"
     )
     say(f"  model     {cfg.backbone}: {params['total']:,} parameters{stn_part}")
     if run.macs is not None:
@@ -78,6 +81,18 @@ def plan(run: Run, notes: list[str]) -> None:
 def _giga(n: int) -> str:
     """4.12G, 35.1M."""
     return f"{n / 1e9:.3g}G" if n >= 1e8 else f"{n / 1e6:.3g}M"
+
+
+def _each(run: Run) -> str:
+    """Each transformer's parameters and site, when there are several."""
+    model = run.model
+    if len(model.transformers) < 2:
+        return ""
+    parts = [
+        f"{name} {sum(p.numel() for p in stn.parameters()):,}"
+        for name, stn in model.transformers.items()
+    ]
+    return f" ({', '.join(parts)})"
 
 
 def fmt(v: float | None, spec: str = ".2f", unit: str = "") -> str:

@@ -24,6 +24,7 @@ from typing import Any
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train.config import RESUMABLE, TrainConfig
+from lstndsl.train.inputs import saved_spec_texts, spec_copy_names
 from lstndsl.train.stopping import should_stop
 
 CONFIG, METRICS, SPLIT, SUMMARY = "config.json", "metrics.jsonl", "split.json", "summary.json"
@@ -110,19 +111,24 @@ def _check_split(path: Path, saved: dict[str, Any]) -> None:
 
 
 def _check_spec(out: Path, before: TrainConfig, saved: dict[str, Any]) -> None:
-    if before.no_stn or not before.spec:
-        return
-    copy = out / Path(before.spec).name
-    try:
-        text = copy.read_text(encoding="utf-8")
-    except OSError as exc:
+    texts = saved_spec_texts(saved)
+    names = spec_copy_names(before.spec_paths)
+    if len(texts) != len(names):
         raise UsageError(
-            f"cannot read the run's copy of its spec, {copy}: {exc.strerror or exc}"
-        ) from None
-    except UnicodeDecodeError:
-        text = None
-    if text != saved.get("spec_text"):
-        raise UsageError(f"{copy} is not the spec text {ckpt.LAST} was trained with (edited?)")
+            f"{ckpt.LAST} carries {len(texts)} spec text(s), its config names {len(names)} spec(s)"
+        )
+    for name, saved_text in zip(names, texts, strict=True):
+        copy = out / name
+        try:
+            text: str | None = copy.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read the run's copy of its spec, {copy}: {exc.strerror or exc}"
+            ) from None
+        except UnicodeDecodeError:
+            text = None
+        if text != saved_text:
+            raise UsageError(f"{copy} is not the spec text {ckpt.LAST} was trained with (edited?)")
 
 
 def _check_metrics(path: Path, history: list[dict[str, Any]]) -> None:
@@ -190,7 +196,7 @@ def _check_best(path: Path, saved: dict[str, Any], before: TrainConfig) -> None:
     changed = [k for k in other.differences(before) if k not in RESUMABLE]
     if changed:
         raise UsageError(f"{path} is another run's checkpoint: its {', '.join(changed)} differ")
-    for key in ("spec_text", "num_classes", "image_size", "split_fingerprint"):
+    for key in ("spec_text", "more_spec_texts", "num_classes", "image_size", "split_fingerprint"):
         if best.get(key) != saved.get(key):
             raise UsageError(f"{path} and {ckpt.LAST} disagree on {key}")
     _check_same_weights_shape(path, best.get("model"), saved["model"])

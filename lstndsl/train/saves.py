@@ -25,6 +25,7 @@ def payload(run: Run) -> dict[str, Any]:
         "format": ckpt.FORMAT,
         "config": run.config.to_json(),
         "spec_text": run.spec_text,
+        "more_spec_texts": list(run.more_spec_texts),
         "num_classes": run.dataset.num_classes,
         "image_size": run.dataset.image_size,
         "class_names": list(run.dataset.class_names),

@@ -74,6 +74,8 @@ class Run:
     scaler: torch.amp.GradScaler
     supervision: ThetaSupervision | None
     progress: Progress = field(default_factory=Progress)
+    #: the texts of the specs after the first (several transformers), in order
+    more_spec_texts: tuple[str, ...] = ()
     timer: EpochTimer | None = None
     #: MACs for one image by convention (None when no counter), and how they were counted
     macs: dict[str, int] | None = None

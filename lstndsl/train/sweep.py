@@ -112,17 +112,24 @@ class Arm:
     spec_name: str | None = None
 
     @property
+    def specs(self) -> list[str]:
+        """The arm's specs: `a.spec+b.spec` is one arm of two transformers, in that order."""
+        return [] if self.spec is None else self.spec.split("+")
+
+    @property
     def slug(self) -> str:
         if self.spec is None:
             return self.backbone
-        return f"{Path(self.spec).stem}-{self.backbone}{self.strategy.slug}"
+        stems = "+".join(Path(s).stem for s in self.specs)
+        return f"{stems}-{self.backbone}{self.strategy.slug}"
 
     @property
     def title(self) -> str:
         if self.spec is None:
             return f"{self.backbone} alone"
         extra = f" ({self.strategy.label})" if self.strategy.label else ""
-        return f"{self.backbone} + {self.spec_name or Path(self.spec).stem}{extra}"
+        names = self.spec_name or " + ".join(Path(s).stem for s in self.specs)
+        return f"{self.backbone} + {names}{extra}"
 
 
 def plan(
@@ -156,8 +163,10 @@ class SweepResult:
 
 
 def arm_config(base: TrainConfig, arm: Arm, seed: int, out: Path, weight: float) -> TrainConfig:
+    specs = arm.specs
     return base.replace(
-        spec=arm.spec,
+        spec=specs[0] if specs else None,
+        more_specs=tuple(specs[1:]),
         backbone=arm.backbone,
         no_stn=arm.spec is None,
         seed=seed,
