@@ -460,7 +460,7 @@ def test_dataset_names_parse() -> None:
     [
         ("cifar:/data", "unknown dataset 'cifar:/data': did you mean cifar10:/data?"),
         ("caltech:/d", "did you mean caltech101:/d?"),
-        ("imagenet", "unknown dataset 'imagenet': Known: digits"),
+        ("imagenet", "unknown dataset 'imagenet': Known: rts"),
         ("cifar10", "cifar10 needs a directory: write cifar10:DIR"),
         ("digits:/x", "digits is embedded and takes no directory"),
     ],

@@ -188,7 +188,7 @@ def test_a_non_terminal_log_has_one_line_per_epoch(
     assert len(epochs) == 3
     assert epochs[0].startswith("epoch   1/3  train loss ")
     assert "θ-err" in epochs[0] and "img/s" in epochs[0]
-    assert any(line.startswith("  data      digits: 10 classes, 32×32") for line in log)
+    assert any(line.startswith("  data      rts: 10 classes, 32×32") for line in log)
     assert any(line.startswith("  timing: ") for line in log)
 
 

@@ -1,11 +1,11 @@
 """Train a spatial transformer and a backbone (or the backbone alone) with the paper's protocol.
 
-    lstndsl train specs/lstn.spec --backbone resnet50             # embedded digits, 64×64
+    lstndsl train specs/lstn.spec --backbone resnet50             # embedded RTS MNIST, 42×42
     lstndsl train specs/lstn.spec --backbone resnet18 --max-epochs 2
     lstndsl train specs/stn.spec --backbone resnet18 --dataset cifar10:~/data/cifar10
     lstndsl train --no-stn --backbone resnet18                    # the backbone alone
     lstndsl train specs/lstn.spec --backbone resnet18 --theta-loss 1 --theta-labels 0.1
-    lstndsl train --resume --out runs/lstn-resnet18-digits-s0     # after a crash or a kill
+    lstndsl train --resume --out runs/lstn-resnet18-rts-s0        # after a crash or a kill
     torchrun --standalone --nproc_per_node 2 -m lstndsl train specs/lstn.spec --backbone resnet50
 
 A run directory gets the spec, config.json, split.json, metrics.jsonl (one line per epoch),
@@ -51,7 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_shared_flags(p: argparse.ArgumentParser) -> None:
     """The flags `train` and `sweep` share: data, protocol, θ supervision, device."""
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", metavar="NAME", help="digits (default), cifar10:DIR, …")
+    g.add_argument(
+        "--dataset",
+        metavar="NAME",
+        help="rts (default: RTS MNIST), digits (the older 64×64 canvas), cifar10:DIR, caltech101:DIR, folder:DIR",
+    )
     g.add_argument("--image-size", type=int, metavar="N", help="model input N×N")
     g = p.add_argument_group("protocol (defaults: the paper's)")
     g.add_argument("--batch-size", type=int, metavar="B", help="examples per step (16)")

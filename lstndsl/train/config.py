@@ -58,8 +58,9 @@ class TrainConfig:
     more_specs: tuple[str, ...] = ()
 
     # --- data
-    #: digits (embedded), cifar10:DIR, caltech101:DIR or folder:DIR
-    dataset: str = "digits"
+    #: rts (RTS MNIST, embedded), digits (the older 64×64 canvas), cifar10:DIR, caltech101:DIR
+    #: or folder:DIR
+    dataset: str = "rts"
     #: model input side N (N×N); None = the digits' own canvas, the backbone's resolution else
     image_size: int | None = None
     #: a split file to reuse (another run's split.json); None = draw it from `seed`
@@ -205,7 +206,7 @@ class TrainConfig:
 
     def default_out(self) -> Path:
         """runs/<spec>-<backbone>-<dataset>-s<seed> (the dataset's kind, not its path)."""
-        kind = self.dataset.partition(":")[0].lower() or "digits"
+        kind = self.dataset.partition(":")[0].lower() or "rts"
         return Path("runs") / f"{self.spec_stem}-{self.backbone}-{kind}-s{self.seed}"
 
     # --- JSON

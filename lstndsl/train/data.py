@@ -1,12 +1,13 @@
 """The trainer's data layer: open a dataset by name, get its split, iterate batches.
 
-    ds = open_dataset("digits", seed=0, image_size=None)         # or "cifar10:DIR", ...
+    ds = open_dataset("rts", seed=0, image_size=None)            # or "cifar10:DIR", ...
     ds.write_split(run_dir)                                       # run_dir/split.json
     for batch in ds.batches("train", 16, epoch=e, start_batch=k):  # resumable mid-epoch
         logits = model(batch.images); loss = F.cross_entropy(logits, batch.labels)
         if batch.theta is not None: err = theta_recovery_error(pred_theta, batch.theta, ...)
 
-Names: `digits` (alias `mnist`; the default, embedded, distorted MNIST with ideal θ),
+Names: `rts` (the default: RTS MNIST, embedded, with ideal θ), `digits` (alias `mnist`: the
+same digits on the older 64×64 canvas; see digits.py),
 `cifar10:DIR`, `caltech101:DIR`, `folder:DIR`. Nothing is downloaded, ever.
 
 Preprocessing, as in the paper: bilinear resize to the model's input size, then normalize,
@@ -55,7 +56,7 @@ from lstndsl.train.datasets import (
     read_digits,
     read_folder,
 )
-from lstndsl.train.digits import DEFAULT_CANVAS, theta_recovery_error
+from lstndsl.train.digits import VARIANTS, theta_recovery_error
 from lstndsl.train.splits import (
     STREAM_DISTORT,
     STREAM_SHUFFLE,
@@ -96,9 +97,12 @@ DIGITS_STD = (1.0, 1.0, 1.0)
 DEFAULT_PHOTO_SIZE = 224
 
 #: the names `open_dataset` knows, and whether each needs a directory
-KINDS = {"digits": False, "cifar10": True, "caltech101": True, "folder": True}
-ALIASES = {"mnist": "digits"}
-_USAGE = "digits (alias mnist; the default, embedded), cifar10:DIR, caltech101:DIR, folder:DIR"
+KINDS = {"rts": False, "digits": False, "cifar10": True, "caltech101": True, "folder": True}
+ALIASES = {"mnist": "digits", "rts-mnist": "rts"}
+_USAGE = (
+    "rts (the default: RTS MNIST, embedded), digits (alias mnist: the embedded digits on the"
+    " 64×64 canvas used before 0.2), cifar10:DIR, caltech101:DIR, folder:DIR"
+)
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ class Dataset:
     # --- what it is
     @property
     def name(self) -> str:
-        """The kind: "digits", "cifar10", "caltech101" or "folder"."""
+        """The kind: "rts", "digits", "cifar10", "caltech101" or "folder"."""
         return self.source.kind
 
     @property
@@ -396,7 +400,7 @@ class Dataset:
 
 
 def open_dataset(
-    name: str = "digits",
+    name: str = "rts",
     *,
     seed: int,
     image_size: int | None = None,
@@ -404,7 +408,7 @@ def open_dataset(
 ) -> Dataset:
     """Open a dataset by name, draw (or load) its split, and set the output size.
 
-    `image_size=None` keeps the stored size: the digits' 64×64 canvas, CIFAR-10's 32×32; for
+    `image_size=None` keeps the stored size: the digits' canvas (42 or 64), CIFAR-10's 32×32; for
     Caltech-101 and folders (images of varying size, resized once at load time) it means 224.
     `split_file` loads a split written before (validated against the data) instead of drawing.
     """
@@ -415,8 +419,8 @@ def open_dataset(
         raise DatasetError(f"image size must be a positive number of pixels, got {image_size}")
     notes: list[str] = []
     extra = b""
-    if kind == "digits":
-        source = read_digits(rng_for(seed, STREAM_DISTORT), DEFAULT_CANVAS)
+    if kind in VARIANTS:
+        source = read_digits(rng_for(seed, STREAM_DISTORT), kind)
         assert source.theta is not None
         extra = source.theta.numpy().tobytes()
         mean, std = DIGITS_MEAN, DIGITS_STD

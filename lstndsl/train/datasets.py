@@ -7,8 +7,8 @@ that says what was expected where. Nothing is ever downloaded.
 What it is not: splitting (`splits.py`), resizing per batch and normalizing (`data.py`).
 
 How images are held (memory and time measured on this 2-core machine, see `bench/data_pipeline.py`):
-- digits: the distorted canvases, uint8 N×1×64×64 (20 MB; grey, replicated to 3 channels per
-  batch, not in memory).
+- rts and digits: the distorted canvases, uint8 N×1×42×42 or N×1×64×64 (9 or 20 MB; grey,
+  replicated to 3 channels per batch, not in memory).
 - CIFAR-10: native uint8 60,000×3×32×32 (184 MB); each batch is resized to the model's size
   on the fly. Pre-resizing to 224 would cost 9 GB (27 GB at 380) for no speed-up worth it:
   resizing a 16-image batch from 32 to 224 px takes about 2 ms (`data.resize_bilinear`).
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lstndsl.train.digits import DEFAULT_CANVAS, distort_digits, load_mnist_5k
+from lstndsl.train.digits import VARIANTS, distort_digits, load_mnist_5k
 
 
 class DatasetError(Exception):
@@ -54,7 +54,7 @@ class DatasetError(Exception):
 class Source:
     """A whole dataset in memory, before splitting and batching."""
 
-    #: "digits", "cifar10", "caltech101" or "folder"
+    #: "rts", "digits", "cifar10", "caltech101" or "folder"
     kind: str
     #: the directory it was read from (None for the embedded digits)
     root: Path | None
@@ -86,12 +86,14 @@ class Source:
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
-def read_digits(rng: np.random.Generator, canvas: int = DEFAULT_CANVAS) -> Source:
-    """The embedded distorted MNIST (5,000 digits), distorted with `rng`."""
+def read_digits(rng: np.random.Generator, kind: str = "rts") -> Source:
+    """The embedded distorted MNIST (5,000 digits) of variant `kind` (digits.VARIANTS),
+    distorted with `rng`."""
     raw, labels = load_mnist_5k()
-    made = distort_digits(raw, rng, canvas=canvas)
+    made = distort_digits(raw, rng, variant=VARIANTS[kind])
+    canvas = VARIANTS[kind].canvas
     return Source(
-        kind="digits",
+        kind=kind,
         root=None,
         images=made.distorted,
         labels=torch.from_numpy(labels.copy()),

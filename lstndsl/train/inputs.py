@@ -16,6 +16,7 @@ from lstndsl.errors import UsageError
 from lstndsl.train import rundir
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import parse_dataset_name
+from lstndsl.train.digits import VARIANTS
 from lstndsl.train.model import load_spec
 
 #: files of a run directory
@@ -24,11 +25,11 @@ PICTURES = "pictures"
 
 
 def resolve_image_size(config: TrainConfig) -> int | None:
-    """--image-size, else the digits' own canvas (None), else the backbone's resolution."""
+    """--image-size, else the embedded digits' own canvas (None), else the backbone's resolution."""
     if config.image_size is not None:
         return config.image_size
     kind, _ = parse_dataset_name(config.dataset)
-    if kind == "digits":
+    if kind in VARIANTS:
         return None
     from compiler import backbones
 
