@@ -54,7 +54,8 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--dataset",
         metavar="NAME",
-        help="rts (default: RTS MNIST), digits (the older 64×64 canvas), cifar10:DIR, caltech101:DIR, folder:DIR",
+        help="rts (default: RTS MNIST), digits (the older 64×64 canvas), cifar10:DIR,"
+        " caltech101:DIR, folder:DIR",
     )
     g.add_argument("--image-size", type=int, metavar="N", help="model input N×N")
     g = p.add_argument_group("protocol (defaults: the paper's)")
