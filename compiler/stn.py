@@ -61,14 +61,22 @@ class GridSampler(nn.Module):
         self.register_buffer("kernel", kernel, persistent=False)
         self.size = size
 
-    def grid(self, theta: torch.Tensor, size: torch.Size | list[int]) -> torch.Tensor:
+    def grid(
+        self, theta: torch.Tensor, size: torch.Size | list[int], transform: Transform | None = None
+    ) -> torch.Tensor:
+        """The sampling grid of θ, a θ of this sampler's transform kind unless `transform`
+        says otherwise (pictures draw the data's affine ideal θ through a tps sampler)."""
         hw = (int(size[2]), int(size[3]))
+        if transform is not None and transform != self.transform:
+            return geometry.grid(theta, transform, hw, self.sampler.align_corners)
         kernel = self.kernel if hw == self.size else None
         return geometry.grid(theta, self.transform, hw, self.sampler.align_corners, kernel)
 
-    def forward(self, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, theta: torch.Tensor, transform: Transform | None = None
+    ) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
-            grid = self.grid(theta.float(), x.shape)
+            grid = self.grid(theta.float(), x.shape, transform)
             out = F.grid_sample(
                 x.float(),
                 grid,
@@ -111,12 +119,18 @@ class CompiledModel(nn.Module):
         return {"total": total, "stn": stn, "backbone": total - stn}
 
     def resample(
-        self, x: torch.Tensor, theta: torch.Tensor, name: str | None = None
+        self,
+        x: torch.Tensor,
+        theta: torch.Tensor,
+        name: str | None = None,
+        transform: Transform | None = None,
     ) -> torch.Tensor:
         """x resampled with θ by transformer `name`'s grid and sampler (default: the input
-        transformer): what the pictures draw."""
+        transformer): what the pictures draw. θ is of that transformer's kind unless
+        `transform` names another (the data's ideal θ is affine whatever the transformer)."""
         key = name or self.input_transformer or next(iter(self.transformers))
-        return self.transformers[key].sample(x, theta)
+        out: torch.Tensor = self.transformers[key].grid_sampler(x, theta, transform)
+        return out
 
 
 class SpatialTransformer(CompiledModel):

@@ -93,3 +93,15 @@ def test_a_resume_checks_every_spec_copy(run: Path, tmp_path: Path) -> None:
         main(config(tmp_path, resume=True, max_epochs=3), console=Console(echo=False))
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert after == before
+
+
+def test_a_tps_transformer_trains_on_the_digits_with_theta_supervision(tmp_path: Path) -> None:
+    """RARE's thin-plate spline on the digits: θ-recovery through the grid distance, and the
+    pictures draw the data's affine ideal θ through the tps transformer's sampler."""
+    rare = Path(LSTN).parent / "rare-tps.spec"
+    cfg = config(tmp_path, spec=str(rare), more_specs=(), theta_loss=10.0, max_epochs=1)
+    main(cfg, console=Console(echo=False))
+    out = tmp_path / "run"
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["train_theta_loss"] > 0 and record["val_theta_error"] > 0
+    assert (out / "pictures" / "transform-e001.png").is_file()

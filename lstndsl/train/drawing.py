@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lstndsl.ir import Transform
 from lstndsl.train.data import Dataset
 from lstndsl.train.inputs import PICTURES
 from lstndsl.train.state import Run
@@ -47,7 +48,9 @@ def draw_transforms(run: Run, tag: str) -> Path | None:
     supervised = model.input_transformer
     if batch.theta is not None and supervised is not None:
         ideal = batch.theta.to(run.device)
-        rows.append(("ideal θ", run.dataset.denormalize(model.resample(x, ideal, supervised))))
+        affine = Transform()  # the data's ideal θ is an affine map, whatever the transformer
+        drawn = model.resample(x, ideal, supervised, affine)
+        rows.append(("ideal θ", run.dataset.denormalize(drawn)))
         transform = model.transformers[supervised].transform
         err = grid_distance(thetas[supervised], ideal, run.size, transform)
         captions = [f"{c} · {e:.1f}px" for c, e in zip(captions, err.tolist(), strict=True)]
