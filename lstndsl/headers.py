@@ -13,35 +13,16 @@ import difflib
 import re
 from typing import Any
 
-from lstndsl import catalog, ir
+from lstndsl import catalog, ir, transforms
 from lstndsl.document import Atom, Header, Item
 from lstndsl.words import BAD, Words
 
-TRANSFORM_WORDS = {
-    "affine": "affine",
-    "translation": "translation",
-    "shift": "translation",
-    "similarity": "similarity",
-    "projective": "projective",
-    "homography": "projective",
-    "perspective": "projective",
-    "rotation": "rotation",
-    "rotate": "rotation",
-    "tps": "tps",
-    "thin plate spline": "tps",
-    "thin plate splines": "tps",
-}
-#: transform kinds that take a value (`tps 20`, `tps 4x4`)
-TRANSFORM_VALUES = {"tps": "points"}
 TRANSFORM_OPTIONS: dict[str, tuple[str, Any]] = {
     "scale": ("scale", None),
     "translation": ("translation", None),
     "shift": ("translation", None),
     "angle": ("angle", None),
 }
-#: what the transform header's error lists: each kind once (as it is written), then the bounds
-TRANSFORM_KIND_NAMES = ("affine", "translation", "similarity", "projective", "rotation", "tps N")
-TRANSFORM_BOUND_NAMES = ("scale LO..HI", "translation B", "angle DEGREES")
 #: a backbone module name as `named_modules()` spells it: layer2, features.3, stages.1
 _MODULE_NAME = re.compile(r"[A-Za-z_0-9]+(?:\.[A-Za-z_0-9]+)*")
 SAMPLER_WORDS = {"bilinear": "bilinear", "nearest": "nearest", "bicubic": "bicubic"}
@@ -76,7 +57,7 @@ class Headers(Words):
         for item in header.items:
             words, values = self._split(item)
             kind, rest = self._match(words, kind_vocab)
-            if kind is not None and kind in TRANSFORM_VALUES and kind_field == "kind":
+            if kind is not None and kind in transforms.WITH_POINTS and kind_field == "kind":
                 assert rest is not None
                 points = self._tps_points(item, rest + values)
                 if points is None:
@@ -174,33 +155,20 @@ class Headers(Words):
     def transform(self, header: Header) -> ir.Transform:
         """`transform: KIND[, bounds]`: affine, translation, similarity, projective, rotation
         (`angle` bound in degrees), tps N or tps RxC (`translation` bound per control point)."""
-        listed = (
-            f"transform kinds {', '.join(TRANSFORM_KIND_NAMES)};"
-            f" bounds {', '.join(TRANSFORM_BOUND_NAMES)}"
+        got = self._settings(
+            header, transforms.WORDS, "kind", TRANSFORM_OPTIONS, transforms.listed()
         )
-        got = self._settings(header, TRANSFORM_WORDS, "kind", TRANSFORM_OPTIONS, listed)
         if got is None:
             return ir.Transform()
         fields, src = got
         kind = fields.get("kind", "affine")
-        misplaced = {
-            "scale": kind in ("translation", "rotation", "tps"),
-            "translation": kind == "rotation",
-            "angle": kind != "rotation",
-        }
-        fixes = {
-            "scale": f"a {kind} transform has no scale to bound; remove it"
-            + (" (tps: 'translation B' bounds how far each control point moves)" * (kind == "tps")),
-            "translation": "a rotation turns about the center and has no translation; remove"
-            " it, or use 'similarity' for rotation, scale and shift",
-            "angle": "an angle bound belongs to 'rotation' (e.g. 'rotation, angle 45')",
-        }
-        for name, wrong in misplaced.items():
-            if wrong and name in src:
+        for name in transforms.BOUNDS:
+            why = transforms.misplaced(kind, name)
+            if why is not None and name in src:
                 self.error(
                     f"'{src[name].text}' does not apply to {_article(kind)} {kind} transform",
                     src[name].pos,
-                    fixes[name],
+                    why,
                     code="bad-value",
                 )
                 return ir.Transform()

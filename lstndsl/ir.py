@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
+from lstndsl import transforms
 from lstndsl.activations import ACTIVATIONS
 
 #: (C, H, W) for a feature map, (N,) for a flat vector. Printed as H×W×C, as the paper does.
@@ -294,22 +295,12 @@ class InputSize(_Node):
         return (self.channels, self.height, self.width)
 
 
-TransformKind = Literal["affine", "translation", "similarity", "projective", "rotation", "tps"]
-
-#: how many numbers the regression head must produce for each transform kind (tps: 2 per point)
-TRANSFORM_DOF: dict[str, int] = {
-    "affine": 6,
-    "translation": 2,
-    "similarity": 4,
-    "projective": 8,
-    "rotation": 1,
-}
-
-
 class Transform(_Node):
     """What θ is: the transform kind and optional bounds on its scale and translation."""
 
-    kind: TransformKind = "affine"
+    kind: str = "affine"
+    """A kind of `lstndsl.transforms.KINDS`: affine, translation, similarity, projective,
+    rotation, tps."""
     scale: tuple[float, float] | None = None
     """Bounds (min, max) on the scale, e.g. `scale 0.5..1.5`; None: unbounded."""
     translation: Annotated[float, Field(gt=0)] | None = None
@@ -323,11 +314,21 @@ class Transform(_Node):
     is the grid (2, N/2); `tps RxC` is (R, C)."""
     pos: Pos | None = None
 
-    @field_validator("angle")
+    @field_validator("kind")
     @classmethod
-    def _angle_for_rotation(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is not None and info.data.get("kind") != "rotation":
-            raise ValueError("an angle bound belongs to a rotation transform")
+    def _known_kind(cls, value: str) -> str:
+        if value not in transforms.KINDS:
+            raise ValueError(f"unknown transform kind {value!r}: {', '.join(transforms.KINDS)}")
+        return value
+
+    @field_validator("angle", "translation")
+    @classmethod
+    def _bound_applies(cls, value: float | None, info: ValidationInfo) -> float | None:
+        kind = info.data.get("kind")
+        if value is not None and kind is not None:
+            why = transforms.misplaced(kind, str(info.field_name))
+            if why is not None:
+                raise ValueError(why)
         return value
 
     @field_validator("points")
@@ -336,9 +337,9 @@ class Transform(_Node):
         cls, value: tuple[int, int] | None, info: ValidationInfo
     ) -> tuple[int, int] | None:
         kind = info.data.get("kind")
-        if kind == "tps" and value is None:
+        if kind in transforms.WITH_POINTS and value is None:
             raise ValueError("a tps transform needs its control points ('tps 20' or 'tps 4x4')")
-        if kind != "tps" and value is not None:
+        if kind not in transforms.WITH_POINTS and value is not None:
             raise ValueError(f"control points belong to a tps transform, not {kind}")
         return value
 
@@ -351,9 +352,7 @@ class Transform(_Node):
         if value is None:
             return value
         kind = info.data.get("kind")
-        if kind == "translation":
-            raise ValueError("cannot bound a translation transform: it has no scale")
-        if kind in ("rotation", "tps"):
+        if kind is not None and "scale" not in transforms.KINDS[kind].bounds:
             raise ValueError(f"cannot bound the scale of a {kind} transform")
         lo, hi = value
         shown = f"{lo:g}..{hi:g}"
@@ -370,10 +369,11 @@ class Transform(_Node):
 
     @property
     def dof(self) -> int:
-        if self.kind == "tps":
+        """The numbers the regression head produces for this transform."""
+        if self.kind in transforms.WITH_POINTS:
             assert self.points is not None  # the validator guarantees it
             return 2 * self.points[0] * self.points[1]
-        return TRANSFORM_DOF[self.kind]
+        return transforms.KINDS[self.kind].dof
 
 
 class Sampler(_Node):

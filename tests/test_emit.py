@@ -77,7 +77,7 @@ def _seed() -> None:
 
 def all_kinds_spec(transform: str) -> lstndsl.Spec:
     kind = transform.split(",")[0]
-    dof = lstndsl.ir.TRANSFORM_DOF[kind]
+    dof = lstndsl.transforms.KINDS[kind].dof
     return lstndsl.parse(ALL_KINDS.format(transform=transform, dof=dof), "all.spec")
 
 

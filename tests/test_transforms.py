@@ -21,7 +21,8 @@ from compiler.build import build
 from compiler.stn import SpatialTransformer
 from lstndsl import parser
 from lstndsl.errors import SpecInputError
-from lstndsl.ir import TRANSFORM_DOF, Transform
+from lstndsl.ir import Transform
+from lstndsl.transforms import KINDS
 
 TINY = """name: tiny
 input: 32x32x3
@@ -41,7 +42,7 @@ def tiny_stn(
     transform: str,
     sampler: str = "bilinear, padding zeros, align corners false",
 ) -> SpatialTransformer:
-    dof = TRANSFORM_DOF[transform.split(",")[0].strip()]
+    dof = KINDS[transform.split(",")[0].strip()].dof
     path = write_spec(TINY.format(dof=dof, transform=transform, sampler=sampler))
     stn = build(parser.parse_file(path))
     assert isinstance(stn, SpatialTransformer)
@@ -136,7 +137,7 @@ def test_bounds_that_miss_the_identity_are_errors_at_their_item(
     write_spec: Callable[..., Path], transform: str, word: str, message: str
 ) -> None:
     kind = transform.split(",")[0]
-    text = TINY.format(dof=TRANSFORM_DOF[kind], transform=transform, sampler="bilinear")
+    text = TINY.format(dof=KINDS[kind].dof, transform=transform, sampler="bilinear")
     path = write_spec(text)
     with pytest.raises(SpecInputError) as info:
         parser.parse_file(path)
