@@ -180,21 +180,7 @@ class Cells(Headers):
             )
             return [], None, None
         header_row = raw[0]
-        seps = self.doc.separator_lines
-        has_delimiter = bool(seps) and seps[0] == header_row.line + 1
-        if not has_delimiter:
-            self.error(
-                "the table's header row must be followed by a delimiter row",
-                ir.Pos(line=header_row.line, column=1),
-                "add |---|---|---|---| on the next line",
-                code="bad-table",
-            )
-        for extra in seps[1:]:
-            self.error(
-                "a second delimiter row; a spec has one table",
-                ir.Pos(line=extra, column=1),
-                code="bad-table",
-            )
+        has_delimiter = self._delimiters(header_row.line)
         cols = self.columns(header_row)
         if cols is None:
             return [], None, None
@@ -251,6 +237,26 @@ class Cells(Headers):
                 code="bad-table",
             )
         return rows, total, total_pos
+
+    def _delimiters(self, header_line: int) -> bool:
+        """Whether the header row has its delimiter row right below; a second delimiter row
+        is an error at it."""
+        seps = self.doc.separator_lines
+        has_delimiter = bool(seps) and seps[0] == header_line + 1
+        if not has_delimiter:
+            self.error(
+                "the table's header row must be followed by a delimiter row",
+                ir.Pos(line=header_line, column=1),
+                "add |---|---|---|---| on the next line",
+                code="bad-table",
+            )
+        for extra in seps[1:]:
+            self.error(
+                "a second delimiter row; a spec has one table",
+                ir.Pos(line=extra, column=1),
+                code="bad-table",
+            )
+        return has_delimiter
 
     def row(self, raw: RawRow, cells: dict[str, RawCell], default_act: Any) -> ir.Row | None:
         type_cell = cells["type"]

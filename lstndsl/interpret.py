@@ -69,35 +69,8 @@ class _Builder(Cells):
         if bad_numbers:  # nothing below may convert them (a 100,000-digit int raises)
             self.diags += bad_numbers
             return None
-        seen: dict[str, Header] = {}
-        keys = sorted(set(HEADER_KEYS.values()))
-        guessed: set[str] = set()  # keys an unknown header was probably meant to be
-        for h in self.doc.headers:
-            key = HEADER_KEYS.get(catalog.normalize(h.key))
-            if key is None:
-                self.error(
-                    f"unknown header '{h.key}'",
-                    h.pos,
-                    did_you_mean(h.key, keys) or "headers: " + ", ".join(keys),
-                    code="bad-header",
-                )
-                guessed.update(difflib.get_close_matches(h.key.lower(), keys, n=3, cutoff=0.6))
-            elif key in seen:
-                self.error(
-                    f"header '{h.key}' appears twice",
-                    h.pos,
-                    f"first at line {seen[key].line}",
-                    code="bad-header",
-                )
-            else:
-                seen[key] = h
+        seen, guessed = self._headers()
         top = ir.Pos(line=1, column=1)
-        name = seen["name"].text if "name" in seen else ""
-        if not name and self.doc.caption:
-            name = re.sub(r"^table\s+\w+\s*[.:]\s*", "", self.doc.caption[0], flags=re.I)
-        if not name:
-            name = Path(self.doc.path).stem
-
         input_size = self.input_size(seen["input"]) if "input" in seen else None
         if "input" not in seen and "input" not in guessed:
             self.error(
@@ -106,19 +79,7 @@ class _Builder(Cells):
                 "add the input size as H×W×C, e.g. 'input: 224x224x3'",
                 code="bad-header",
             )
-        default_act = None
-        if "activation" in seen:
-            acts = self.layers(seen["activation"].items, "activation")
-            if len(acts) != 1 or not catalog.is_activation(acts[0].kind):
-                if acts:
-                    self.error(
-                        f"'{seen['activation'].text}' is not one activation",
-                        seen["activation"].value_pos,
-                        "e.g. 'activation: relu'",
-                        code="bad-header",
-                    )
-            else:
-                default_act = acts[0]
+        default_act = self._default_activation(seen.get("activation"))
         head: list[Any] = []
         head_pos = None
         if "head" in seen:
@@ -141,7 +102,7 @@ class _Builder(Cells):
         if self.diags or input_size is None:
             return None
         return ir.Spec(
-            name=name,
+            name=self._name(seen),
             path=self.doc.path,
             source=self.doc.source,
             input=input_size,
@@ -157,6 +118,56 @@ class _Builder(Cells):
             total=total,
             total_pos=total_pos,
         )
+
+    def _headers(self) -> tuple[dict[str, Header], set[str]]:
+        """Each header by its key (a second naming is an error at it, naming the first), and
+        the keys unknown headers were probably meant to be (no 'missing' error for those)."""
+        seen: dict[str, Header] = {}
+        keys = sorted(set(HEADER_KEYS.values()))
+        guessed: set[str] = set()
+        for h in self.doc.headers:
+            key = HEADER_KEYS.get(catalog.normalize(h.key))
+            if key is None:
+                self.error(
+                    f"unknown header '{h.key}'",
+                    h.pos,
+                    did_you_mean(h.key, keys) or "headers: " + ", ".join(keys),
+                    code="bad-header",
+                )
+                guessed.update(difflib.get_close_matches(h.key.lower(), keys, n=3, cutoff=0.6))
+            elif key in seen:
+                self.error(
+                    f"header '{h.key}' appears twice",
+                    h.pos,
+                    f"first at line {seen[key].line}",
+                    code="bad-header",
+                )
+            else:
+                seen[key] = h
+        return seen, guessed
+
+    def _name(self, seen: dict[str, Header]) -> str:
+        """`name:`, else the table's caption, else the file name."""
+        name = seen["name"].text if "name" in seen else ""
+        if not name and self.doc.caption:
+            name = re.sub(r"^table\s+\w+\s*[.:]\s*", "", self.doc.caption[0], flags=re.I)
+        return name or Path(self.doc.path).stem
+
+    def _default_activation(self, header: Header | None) -> Any:
+        """`activation:`, one activation appended to rows that name none (None: no header)."""
+        if header is None:
+            return None
+        acts = self.layers(header.items, "activation")
+        if len(acts) == 1 and catalog.is_activation(acts[0].kind):
+            return acts[0]
+        if acts:
+            self.error(
+                f"'{header.text}' is not one activation",
+                header.value_pos,
+                "e.g. 'activation: relu'",
+                code="bad-header",
+            )
+        return None
 
 
 def build_spec(doc: Document) -> ir.Spec:
