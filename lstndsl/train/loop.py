@@ -39,7 +39,6 @@ from lstndsl.train.config import TrainConfig
 from lstndsl.train.cost import model_macs
 from lstndsl.train.data import Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
-    adam_options,
     autocast,
     check_amp,
     grad_scaler,
@@ -64,7 +63,8 @@ from lstndsl.train.inputs import (
     spec_copy_names,
 )
 from lstndsl.train.metrics import Meter, append_jsonl, write_jsonl
-from lstndsl.train.model import build_model, param_groups
+from lstndsl.train.model import build_model
+from lstndsl.train.optim import make_optimizer, make_scheduler, update
 from lstndsl.train.progress import Console, EpochTimer, ProgressBar
 from lstndsl.train.records import early_stop_reason, epoch_record, summary_fields, test_fields
 from lstndsl.train.report import epoch_line, fmt, plan
@@ -122,6 +122,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
             theta_weight=cfg.theta_loss,
             supervised=supervised,
             transform=transform,
+            label_smoothing=cfg.label_smoothing,
         )
         loss = out.loss
         bad = not bool(torch.isfinite(loss.detach()))
@@ -133,10 +134,14 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
                 f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {batch.number + 1}"
                 f" (step {prog.step + 1}); {resume.kept_note(run.out)}"
             )
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
+        update(
+            run.optimizer,
+            run.scaler,
+            loss,
+            params=run.model.parameters(),
+            clip_grad=cfg.clip_grad,
+            scheduler=run.scheduler,
+        )
         prog.step += 1
         prog.batch_in_epoch = batch.number + 1
 
@@ -348,13 +353,7 @@ def _main(
     net = dist.wrap(model, ctx, device)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]
-    optimizer = torch.optim.Adam(
-        param_groups(model, config.lr, config.stn_lr_mult),
-        lr=config.lr,
-        betas=config.betas,
-        weight_decay=config.weight_decay,
-        **adam_options(device),
-    )
+    optimizer = make_optimizer(model, config, device)
     supervision = None
     if config.theta_supervised and model.input_transformer is not None:
         assert dataset.source.theta is not None
@@ -384,6 +383,7 @@ def _main(
         session_start=started,
         warmup_seconds=None if config.compile else 0.0,
     )
+    run.scheduler = make_scheduler(optimizer, config, run.train_batches())
     if saved is not None:
         restore(run, saved)
         run.elapsed_before = run.progress.elapsed

@@ -73,6 +73,8 @@ class Run:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     supervision: ThetaSupervision | None
+    #: the per-step learning-rate schedule (None: constant lr, the paper's)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     progress: Progress = field(default_factory=Progress)
     #: the texts of the specs after the first (several transformers), in order
     more_spec_texts: tuple[str, ...] = ()
