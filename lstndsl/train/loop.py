@@ -9,10 +9,10 @@ What `main` does, in order: join the process group (torchrun), pick the device, 
 and its split, build the model with `compiler.build` (it knows nothing else about the model),
 write the run directory (spec text, config, split), restore `last.pt` on `--resume`, say what
 it will do, then per epoch: train on the training split, evaluate on the validation split,
-watch θ, checkpoint (`best.pt` when validation top-1 improves, then `last.pt`), append to
-metrics.jsonl, draw the picture, and apply the paper's early-stopping rule. Only after the
-loop does it open the test split, once, on the selected (`best`) checkpoint; summary.json and
-the training curves close the run.
+watch θ, log the epoch to TensorBoard (tboard.py), checkpoint (`best.pt` when validation top-1
+improves, then `last.pt`), append to metrics.jsonl, draw the picture, and apply the paper's
+early-stopping rule. Only after the loop does it open the test split, once, on the selected
+(`best`) checkpoint; summary.json and the training curves close the run.
 
 Resume is exact on the CPU: `last.pt` carries the model, optimizer, scaler, every RNG, the
 epoch, step and batch counters, the partial sums of an unfinished epoch, the history (the
@@ -71,6 +71,8 @@ from lstndsl.train.report import epoch_line, fmt, plan
 from lstndsl.train.saves import restore, save_best, save_last
 from lstndsl.train.state import Run, RunResult, StopTraining
 from lstndsl.train.step import inputs, measure, step
+from lstndsl.train.tboard import PICTURE as PICTURE_TAG
+from lstndsl.train.tboard import Board
 from lstndsl.train.thetaloss import ThetaSupervision
 from lstndsl.train.thetastats import AFFINE, collapse_reason
 
@@ -218,7 +220,7 @@ def run_epochs(run: Run) -> str:
     """Train until a budget, the early-stopping rule or a failure ends it; returns why."""
     cfg, prog = run.config, run.progress
     if prog.epoch == 0 and prog.batch_in_epoch == 0:
-        draw_transforms(run, "e000")
+        run.board.picture(draw_transforms(run, "e000"), 0)
     while prog.epoch < cfg.max_epochs:
         if cfg.max_steps is not None and prog.step >= cfg.max_steps:
             return f"max_steps ({cfg.max_steps}) reached"
@@ -250,13 +252,14 @@ def run_epochs(run: Run) -> str:
         improved = prog.best_val_top1 is None or record["val_top1"] > prog.best_val_top1
         record["best"] = improved
         prog.history.append(record)
+        run.board.epoch(record)  # before last.pt records the epoch: a resume purges, never gaps
         if improved:
             prog.best_epoch, prog.best_val_top1 = prog.epoch, record["val_top1"]
             save_best(run)
         save_last(run)
         if run.ctx.is_main:
             append_jsonl(run.out / METRICS, record)
-        draw_transforms(run, f"e{prog.epoch:03d}")
+        run.board.picture(draw_transforms(run, f"e{prog.epoch:03d}"), prog.epoch)
         run.console(epoch_line(record, cfg.max_epochs))
         if hit_budget:
             return f"max_steps ({cfg.max_steps}) reached"
@@ -400,6 +403,11 @@ def _main(
     if ctx.is_main:
         console.log_to(out / LOG)
     plan(run, notes)
+    # a fresh run purges from step 0 what an earlier session left (one that never checkpointed)
+    purge = run.progress.epoch + 1 if saved is not None else 0
+    run.board = Board.open(out, main=ctx.is_main, purge_step=purge, warn=console)
+    copies = spec_copy_names(config.spec_paths)
+    run.board.texts(run.progress.epoch, list(zip(copies, texts, strict=True)), config.to_json())
     if saved is not None:
         p = run.progress
         console(f"  resumed   after epoch {p.epoch}, batch {p.batch_in_epoch}, step {p.step}")
@@ -407,12 +415,15 @@ def _main(
 
     failure = None
     try:
-        reason = run_epochs(run)
-    except StopTraining as stop:
-        reason = failure = stop.reason
-        console(f"stopped: {stop.reason}")
-    console(f"done training: {reason}")
-    summary = _summarize(run, reason, failure)
+        try:
+            reason = run_epochs(run)
+        except StopTraining as stop:
+            reason = failure = stop.reason
+            console(f"stopped: {stop.reason}")
+        console(f"done training: {reason}")
+        summary = _summarize(run, reason, failure)
+    finally:
+        run.board.close()
     return RunResult(out, summary, 1 if failure else 0)
 
 
@@ -425,7 +436,9 @@ def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
     if (run.out / ckpt.BEST).exists() and prog.best_epoch is not None:
         record, test = final_test(run)
         summary.update(test_fields(record, test))
-        draw_transforms(run, "selected")
+        picture = draw_transforms(run, "selected")
+        run.board.picture(picture, prog.epoch, f"{PICTURE_TAG}/selected")
+        run.board.test(summary, prog.epoch)
         say(
             f"selected epoch {record['epoch']} (best validation top-1): val top-1 "
             f"{fmt(summary['val_top1'])}%, test top-1 {fmt(summary['test_top1'])}% "
