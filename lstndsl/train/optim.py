@@ -4,7 +4,8 @@ What it is: `make_optimizer` (torch.optim.Adam, AdamW or SGD over the model's tw
 groups: backbone at lr, the spatial transformers at lr × stn_lr_mult), `make_scheduler`
 (torch.optim.lr_scheduler: CosineAnnealingLR or StepLR, after a LinearLR warm-up joined by
 SequentialLR; None for a constant lr, the paper's), `update` (backward, unscale, clip the global
-gradient norm, step, and advance the schedule) and `describe` (the plan line's words).
+gradient norm, step, and advance the schedule), `describe` (the plan line's words) and
+`protocol` (a sweep table's few words).
 
 The schedule advances after every optimizer step, not every epoch: a warm-up of one epoch
 ramps over that epoch's steps, and a `--max-steps` budget ends a cosine at 0. Every schedule
@@ -139,3 +140,21 @@ def describe(config: TrainConfig, steps_per_epoch: int) -> str:
     if config.clip_grad is not None:
         extra += f"; gradient norm clipped at {config.clip_grad:g}"
     return f"{opt}; {sched}{extra}"
+
+
+def protocol(config: TrainConfig) -> str:
+    """The optimizer and schedule in a few words (a sweep's table notes): "Adam lr 0.001",
+    "SGD lr 0.05, cosine schedule after 2 warm-up epochs, label smoothing 0.1"."""
+    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}[config.optimizer]
+    parts = [f"{name} lr {config.lr:g}"]
+    if config.weight_decay:
+        parts[0] += f" (weight decay {config.weight_decay:g})"
+    if config.schedule != "none":
+        parts.append(f"{config.schedule} schedule")
+    if config.warmup_epochs:
+        parts.append(f"{config.warmup_epochs} warm-up epoch{'s' * (config.warmup_epochs != 1)}")
+    if config.label_smoothing:
+        parts.append(f"label smoothing {config.label_smoothing:g}")
+    if config.clip_grad is not None:
+        parts.append(f"gradient norm clipped at {config.clip_grad:g}")
+    return ", ".join(parts)

@@ -1,7 +1,8 @@
 """TensorBoard event files in the run directory: `tensorboard --logdir runs` shows every run.
 
 What it is: `Board`, rank 0's `torch.utils.tensorboard.SummaryWriter` (a no-op elsewhere and
-once anything failed), and `scalars` (a metrics.jsonl record -> {tag: value}). Per epoch, at
+once anything failed), `scalars` (a metrics.jsonl record -> {tag: value}) and `arm_hparams`
+(a sweep arm's knobs and results for TensorBoard's HParams tab, once per arm). Per epoch, at
 global step = the epoch number: the losses, top-1/top-5, the learning rate of each group, the θ
 statistics of every transformer, the θ-recovery error, images/s and the epoch's seconds; the
 transform picture (pictures/transform-eNNN.png, step 0 before training); after the test, the
@@ -27,6 +28,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from lstndsl.train.config import TrainConfig
 
 #: (tag, metrics.jsonl key) of the per-epoch scalars
 SCALARS = (
@@ -172,3 +175,84 @@ class Board:
         if writer is not None:
             self._safely("close", writer.close)
             self.writer = None
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+
+#: summary.json keys a sweep arm's hparams session reports, as hparam/<key>
+HPARAM_METRICS = (
+    "val_top1",
+    "test_top1",
+    "test_top5",
+    "test_theta_error",
+    "params",
+    "macs",
+    "epochs",
+    "wall_time",
+)
+
+
+def write_hparams(
+    directory: Path,
+    hparams: Mapping[str, Any],
+    summary: Mapping[str, Any],
+    warn: Callable[[str], None],
+) -> bool:
+    """One sweep arm's hparams session (TensorBoard's HParams tab: its knobs beside its
+    results) in `directory`, written once: a directory already there is left as it is (a sweep
+    run again reuses the arms' summaries unchanged). None becomes "none". Returns whether it
+    wrote; a failure is a warning."""
+    if directory.exists():
+        return False
+    values = {k: "none" if v is None else v for k, v in hparams.items()}
+    metrics = {
+        f"hparam/{k}": float(summary[k]) for k in HPARAM_METRICS if summary.get(k) is not None
+    }
+    failed: list[str] = []
+
+    def note(text: str) -> None:
+        failed.append(text)
+        warn(text)
+
+    board = Board(None, note)
+
+    def write() -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+        board.writer = SummaryWriter(log_dir=str(directory))
+        # what SummaryWriter.add_hparams writes, in this directory rather than a new one below
+        for event in hparams_summaries(values, metrics):
+            board.writer.file_writer.add_summary(event)
+        for tag, value in metrics.items():
+            board.writer.add_scalar(tag, value, 0)
+
+    board._safely(f"hparams {directory.name}", write)
+    board.close()
+    return not failed
+
+
+def arm_hparams(
+    directory: Path,
+    arm: str,
+    config: TrainConfig,
+    summary: Mapping[str, Any],
+    warn: Callable[[str], None],
+) -> bool:
+    """A sweep arm's hparams session: its knobs (arm, backbone, spec, seed, θ strategy,
+    optimizer, lr, schedule, batch, input size) and its summary's results."""
+    knobs = {
+        "arm": arm,
+        "backbone": config.backbone,
+        "spec": config.spec_stem,
+        "seed": config.seed,
+        "theta_loss": config.theta_loss,
+        "theta_labels": config.theta_labels,
+        "theta_noise": config.theta_noise,
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "schedule": config.schedule,
+        "batch_size": config.batch_size,
+        "image_size": summary.get("image_size"),
+    }
+    return write_hparams(directory, knobs, summary, warn)
