@@ -136,11 +136,14 @@ def test_the_paper_has_no_scheduler() -> None:
 # --- the step: clipping, smoothing -----------------------------------------------------------
 
 
-def test_clip_grad_bounds_the_global_norm_keeping_the_direction() -> None:
+@pytest.mark.parametrize("scaled", [False, True], ids=["fp32", "fp16-scaler"])
+def test_clip_grad_bounds_the_global_norm_keeping_the_direction(scaled: bool) -> None:
+    """The clip sees the true gradients: under fp16's scaler (loss × 1024) they are unscaled
+    first, and the step and the clipped gradients are the same as without it."""
     w = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
     v = torch.nn.Parameter(torch.tensor([12.0]))
     opt = torch.optim.SGD([w, v], lr=0.1)
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=scaled)
     loss = (w**2).sum() / 2 + (v**2).sum() / 2  # gradient (3, 4, 12): norm 13
     update(opt, scaler, loss, params=[w, v], clip_grad=1.3, scheduler=None)
     assert w.grad is not None and v.grad is not None
