@@ -132,6 +132,15 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path: Path, options: tuple[
     assert metrics_b == metrics_a
     assert summary_b == summary_a
     assert summary_a["test_top1"] is not None
+    # TensorBoard: the killed session's events and the resumed one's read as one run, each
+    # epoch once, the numbers of metrics.jsonl
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(broken))
+    events.Reload()
+    val = [(e.step, e.value) for e in events.Scalars("top1/val")]
+    assert [step for step, _ in val] == [1, 2]
+    assert [v for _, v in val] == pytest.approx([m["val_top1"] for m in metrics_b], rel=1e-6)
     if options:  # the schedule moved the lr, and the STN group kept its ratio throughout
         assert [m["lr"] for m in metrics_a] == pytest.approx([0.05, 0.0])
         assert [m["lr_stn"] for m in metrics_a] == pytest.approx([0.025, 0.0])
