@@ -12,8 +12,8 @@
 
 A run directory gets the spec, config.json, split.json, metrics.jsonl (one line per epoch),
 last.pt and best.pt, pictures/, TensorBoard event files (`tensorboard --logdir runs`) and, at
-the end, summary.json (the selected epoch's validation
-and test accuracy). The test split is read once, after model selection on validation accuracy.
+the end, summary.json (the selected epoch's validation and test accuracy). The test split is
+read once, after model selection on validation accuracy.
 Exit codes: 0 done, 1 stopped by a failure (non-finite loss, θ collapse), 2 unusable input.
 """
 
