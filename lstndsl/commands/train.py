@@ -61,6 +61,12 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lr", type=float, help="(peak) learning rate (0.001)")
     g.add_argument("--weight-decay", type=float, metavar="WD", help="weight decay (0)")
     g.add_argument("--stn-lr-mult", type=float, metavar="M", help="STN lr = lr × M (1)")
+    g.add_argument("--max-epochs", type=int, metavar="N", help="epoch budget (100)")
+    g.add_argument("--max-steps", type=int, metavar="N", help="step budget (none)")
+    g.add_argument("--limit-batches", type=int, metavar="N", help="train batches per epoch")
+    g.add_argument("--stop-window", type=int, metavar="N", help="early stopping window (10)")
+    g.add_argument("--stop-tolerance", type=float, metavar="P", help="± points (0.25)")
+    g.add_argument("--min-epochs", type=int, metavar="N", help="no early stop before (10)")
     g = p.add_argument_group("beyond the paper (defaults: off, the paper's protocol)")
     g.add_argument(
         "--optimizer", choices=["adam", "adamw", "sgd"], help="(adam; adamw decouples decay)"
@@ -84,12 +90,6 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--clip-grad", type=float, metavar="NORM", help="clip the global gradient norm (off)"
     )
-    g.add_argument("--max-epochs", type=int, metavar="N", help="epoch budget (100)")
-    g.add_argument("--max-steps", type=int, metavar="N", help="step budget (none)")
-    g.add_argument("--limit-batches", type=int, metavar="N", help="train batches per epoch")
-    g.add_argument("--stop-window", type=int, metavar="N", help="early stopping window (10)")
-    g.add_argument("--stop-tolerance", type=float, metavar="P", help="± points (0.25)")
-    g.add_argument("--min-epochs", type=int, metavar="N", help="no early stop before (10)")
     g = p.add_argument_group("θ supervision (default off: the paper's unsupervised way)")
     g.add_argument(
         "--theta-loss", type=float, metavar="W", help="add W × grid distance to the ideal θ (0)"
