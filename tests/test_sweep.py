@@ -180,6 +180,26 @@ def test_the_sweep_writes_its_table(swept: Path) -> None:
     assert row["test_top1"]["mean"] == pytest.approx(sum(tops) / 2)
 
 
+def test_every_arm_has_an_hparams_session(swept: Path) -> None:
+    """OUT/hparams/s<seed>-<arm>/: TensorBoard's HParams tab, the arm's knobs and results."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = json.loads((swept / "results.json").read_text())["runs"]
+    for arm in ("test_resnet", "lstn-test_resnet"):
+        for summary in runs[arm]:
+            events = EventAccumulator(str(swept / "hparams" / f"s{summary['seed']}-{arm}"))
+            events.Reload()
+            assert set(events.PluginTagToContent("hparams")) == {
+                "_hparams_/experiment",
+                "_hparams_/session_start_info",
+                "_hparams_/session_end_info",
+            }
+            [top1] = events.Scalars("hparam/test_top1")
+            assert top1.value == pytest.approx(summary["test_top1"], rel=1e-6)
+            [params] = events.Scalars("hparam/params")
+            assert params.value == summary["params"]
+
+
 def test_a_rerun_skips_finished_arms(
     swept: Path, data: str, cli: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -189,6 +209,8 @@ def test_a_rerun_skips_finished_arms(
     assert result.out.count("finished earlier: reusing its summary.json") == 4
     assert "epoch   1/1" not in result.out
     assert (copy / "results.md").read_text() == (swept / "results.md").read_text()
+    # the arms' hparams sessions are written once, not again
+    assert len(list((copy / "hparams").glob("*/events.out.tfevents.*"))) == 4
 
 
 def test_strategies_need_a_spec(cli: Callable[..., Any]) -> None:

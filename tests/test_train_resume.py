@@ -78,10 +78,32 @@ def results(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return [strip(json.loads(line)) for line in lines], strip(summary)
 
 
-def test_killed_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+#: the trainer's options beyond the paper, all at once: SGD, a per-step cosine schedule after a
+#: linear warm-up (the kill lands inside it), label smoothing, clipping, and the STN's lr group
+BEYOND = (
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.05",
+    "--schedule",
+    "cosine",
+    "--warmup-epochs",
+    "1",
+    "--label-smoothing",
+    "0.1",
+    "--clip-grad",
+    "1",
+    "--stn-lr-mult",
+    "0.5",
+)
+
+
+@pytest.mark.parametrize("options", [(), BEYOND], ids=["paper", "sgd-cosine-warmup-smooth-clip"])
+def test_killed_and_resumed_equals_uninterrupted(tmp_path: Path, options: tuple[str, ...]) -> None:
     straight, broken = tmp_path / "straight", tmp_path / "broken"
-    reference = lstndsl(*ARGS, "--out", str(straight))
-    victim = lstndsl(*ARGS, "--out", str(broken))
+    args = [*ARGS, *options]
+    reference = lstndsl(*args, "--out", str(straight))
+    victim = lstndsl(*args, "--out", str(broken))
     try:
         deadline = time.monotonic() + 240
         while not (broken / "last.pt").exists():
@@ -95,7 +117,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
         progress = ckpt.load(broken / "last.pt")["progress"]
         assert progress["step"] < 12  # killed before the end: there is something to resume
 
-        log = finish(lstndsl(*ARGS, "--out", str(broken), "--resume"))
+        log = finish(lstndsl(*args, "--out", str(broken), "--resume"))
         assert f"resumed   after epoch {progress['epoch']}" in log
         finish(reference)
     finally:
@@ -110,6 +132,20 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     assert metrics_b == metrics_a
     assert summary_b == summary_a
     assert summary_a["test_top1"] is not None
+    # TensorBoard: the killed session's events and the resumed one's read as one run, each
+    # epoch once, the numbers of metrics.jsonl
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(broken))
+    events.Reload()
+    val = [(e.step, e.value) for e in events.Scalars("top1/val")]
+    assert [step for step, _ in val] == [1, 2]
+    assert [v for _, v in val] == pytest.approx([m["val_top1"] for m in metrics_b], rel=1e-6)
+    if options:  # the schedule moved the lr, and the STN group kept its ratio throughout
+        assert [m["lr"] for m in metrics_a] == pytest.approx([0.05, 0.0])
+        assert [m["lr_stn"] for m in metrics_a] == pytest.approx([0.025, 0.0])
+        saved = ckpt.load(broken / "last.pt")["scheduler"]
+        assert saved["last_epoch"] == 12 and saved["_milestones"] == [6]
 
 
 def test_resume_refuses_to_change_the_protocol(

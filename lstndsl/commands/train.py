@@ -5,12 +5,15 @@
     lstndsl train specs/stn.spec --backbone resnet18 --dataset cifar10:~/data/cifar10
     lstndsl train --no-stn --backbone resnet18                    # the backbone alone
     lstndsl train specs/lstn.spec --backbone resnet18 --theta-loss 1 --theta-labels 0.1
+    lstndsl train specs/lstn.spec --backbone resnet18 --optimizer sgd --lr 0.05 \\
+        --schedule cosine --warmup-epochs 2 --label-smoothing 0.1 --clip-grad 5
     lstndsl train --resume --out runs/lstn-resnet18-rts-s0        # after a crash or a kill
     torchrun --standalone --nproc_per_node 2 -m lstndsl train specs/lstn.spec --backbone resnet50
 
 A run directory gets the spec, config.json, split.json, metrics.jsonl (one line per epoch),
-last.pt and best.pt, pictures/ and, at the end, summary.json (the selected epoch's validation
-and test accuracy). The test split is read once, after model selection on validation accuracy.
+last.pt and best.pt, pictures/, TensorBoard event files (`tensorboard --logdir runs`) and, at
+the end, summary.json (the selected epoch's validation and test accuracy). The test split is
+read once, after model selection on validation accuracy.
 Exit codes: 0 done, 1 stopped by a failure (non-finite loss, θ collapse), 2 unusable input.
 """
 
@@ -60,8 +63,8 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-size", type=int, metavar="N", help="model input N×N")
     g = p.add_argument_group("protocol (defaults: the paper's)")
     g.add_argument("--batch-size", type=int, metavar="B", help="examples per step (16)")
-    g.add_argument("--lr", type=float, help="Adam learning rate (0.001)")
-    g.add_argument("--weight-decay", type=float, metavar="WD", help="Adam weight decay (0)")
+    g.add_argument("--lr", type=float, help="(peak) learning rate (0.001)")
+    g.add_argument("--weight-decay", type=float, metavar="WD", help="weight decay (0)")
     g.add_argument("--stn-lr-mult", type=float, metavar="M", help="STN lr = lr × M (1)")
     g.add_argument("--max-epochs", type=int, metavar="N", help="epoch budget (100)")
     g.add_argument("--max-steps", type=int, metavar="N", help="step budget (none)")
@@ -69,6 +72,29 @@ def add_shared_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--stop-window", type=int, metavar="N", help="early stopping window (10)")
     g.add_argument("--stop-tolerance", type=float, metavar="P", help="± points (0.25)")
     g.add_argument("--min-epochs", type=int, metavar="N", help="no early stop before (10)")
+    g = p.add_argument_group("beyond the paper (defaults: off, the paper's protocol)")
+    g.add_argument(
+        "--optimizer", choices=["adam", "adamw", "sgd"], help="(adam; adamw decouples decay)"
+    )
+    g.add_argument("--momentum", type=float, metavar="M", help="SGD momentum (0.9)")
+    g.add_argument(
+        "--schedule",
+        choices=["none", "cosine", "step"],
+        help="lr schedule, updated every step (none: constant; cosine: to 0 at the budget's end)",
+    )
+    g.add_argument(
+        "--warmup-epochs", type=int, metavar="N", help="linear lr warm-up over N epochs (0)"
+    )
+    g.add_argument(
+        "--step-epochs", type=int, metavar="N", help="--schedule step: lr × gamma every N (30)"
+    )
+    g.add_argument(
+        "--step-gamma", type=float, metavar="G", help="--schedule step: the factor (0.1)"
+    )
+    g.add_argument("--label-smoothing", type=float, metavar="E", help="of the training loss (0)")
+    g.add_argument(
+        "--clip-grad", type=float, metavar="NORM", help="clip the global gradient norm (off)"
+    )
     g = p.add_argument_group("θ supervision (default off: the paper's unsupervised way)")
     g.add_argument(
         "--theta-loss", type=float, metavar="W", help="add W × grid distance to the ideal θ (0)"
@@ -110,6 +136,14 @@ CONFIG_KEYS = (
     "lr",
     "weight_decay",
     "stn_lr_mult",
+    "optimizer",
+    "momentum",
+    "schedule",
+    "warmup_epochs",
+    "step_epochs",
+    "step_gamma",
+    "label_smoothing",
+    "clip_grad",
     "max_epochs",
     "max_steps",
     "limit_batches",

@@ -9,8 +9,8 @@ A checkpoint is a dict of plain types and tensors only (no pickled classes), so 
 `torch.load(..., weights_only=True)`:
     format, config (TrainConfig.to_json()), spec_text, num_classes, image_size, class_names,
     model (state_dict of what `compiler.build` returned, without any DDP wrapper),
-    and in `last` only: optimizer, scaler, epoch, batch_in_epoch, step, history, partial,
-    best, rng.
+    and in `last` only: optimizer, scheduler (None for a constant lr), scaler, epoch,
+    batch_in_epoch, step, history, partial, best, rng.
 What it is not: the decision of when to write one (the loop).
 """
 

@@ -9,6 +9,10 @@ cross-entropy (mean, no smoothing), no scheduler, no augmentation, early stoppin
 notebooks do it. Batch size 16: inside the paper's 10–20, a power of two (friendly to the
 kernels), it divides CIFAR-10's 40,000/10,000 exactly (no ragged last batch), and it keeps
 batch-norm statistics stable enough in the L-STN localization net.
+
+Beyond the paper, off by default: AdamW or SGD, a cosine or step schedule with linear warm-up,
+label smoothing and gradient-norm clipping (the knobs people expect from torchvision's and
+timm's trainers; lstndsl/train/optim.py builds them from torch's own classes).
 """
 
 from __future__ import annotations
@@ -25,8 +29,20 @@ from lstndsl.errors import UsageError
 #: the AMP modes `--amp` accepts (None = full fp32)
 AMP_MODES = ("bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+#: the optimizers `--optimizer` accepts (torch.optim's Adam, AdamW, SGD)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+#: the learning-rate schedules `--schedule` accepts (none = constant, the paper's)
+SCHEDULES = ("none", "cosine", "step")
+#: SGD's momentum, and the step schedule's period and factor, when not given (torchvision's
+#: classification reference: momentum 0.9, lr × 0.1 every 30 epochs)
+SGD_MOMENTUM = 0.9
+STEP_EPOCHS = 30
+STEP_GAMMA = 0.1
 #: knobs that may differ when a run is resumed (the budget, the place, the machine, the output)
 RESUMABLE = ("max_epochs", "max_steps", "out", "device", "resume", "checkpoint_every", "pictures")
+#: knobs whose change on resume the cosine schedule forbids: it anneals over the budget the run
+#: started with (its horizon is in the scheduler state last.pt carries)
+COSINE_BUDGET = ("max_epochs", "max_steps")
 #: the largest seed every generator takes (torch's manual_seed, numpy's SeedSequence)
 MAX_SEED = 2**63 - 1
 #: a model input side beyond this is a typo, not a picture (4096² × 3 floats is 200 MB an image)
@@ -71,14 +87,34 @@ class TrainConfig:
     # --- protocol (the paper's)
     #: examples per batch (per process under DDP)
     batch_size: int = 16
-    #: Adam's learning rate
+    #: adam (the paper), adamw (decoupled weight decay) or sgd (with momentum)
+    optimizer: str = "adam"
+    #: the optimizer's (peak) learning rate
     lr: float = 1e-3
-    #: Adam's β1, β2
+    #: Adam's and AdamW's β1, β2
     betas: tuple[float, float] = (0.9, 0.999)
-    #: Adam's weight decay (the paper: 0)
+    #: SGD's momentum (None = 0.9); only with optimizer sgd
+    momentum: float | None = None
+    #: weight decay (the paper: 0); AdamW's is decoupled from the gradient, Adam's and SGD's is
+    #: L2 added to it
     weight_decay: float = 0.0
-    #: the localization net and head train at lr × this (1.0 = the paper)
+    #: the localization net and head train at lr × this (1.0 = the paper); every schedule
+    #: scales both groups by the same factor, so the ratio holds throughout
     stn_lr_mult: float = 1.0
+    #: none (constant, the paper), cosine (to 0 at the budget's last step) or step (× step_gamma
+    #: every step_epochs epochs); updated after every optimizer step
+    schedule: str = "none"
+    #: linear warm-up from lr / steps to lr over this many epochs' steps, before the schedule
+    warmup_epochs: int = 0
+    #: the step schedule's period in epochs (None = 30); only with schedule step
+    step_epochs: int | None = None
+    #: the step schedule's factor (None = 0.1); only with schedule step
+    step_gamma: float | None = None
+    #: label smoothing of the training cross-entropy (0 = none, the paper); validation and test
+    #: losses stay plain cross-entropy
+    label_smoothing: float = 0.0
+    #: clip the global gradient norm (all parameters, L2) to this before each step (None = off)
+    clip_grad: float | None = None
     #: early stopping: how many recent validation accuracies must agree
     stop_window: int = 10
     #: early stopping: each of them within ± this many points (percent) of their mean
@@ -154,9 +190,16 @@ class TrainConfig:
             "stop_tolerance",
             "theta_loss",
             "theta_noise",
+            "momentum",
+            "step_gamma",
+            "label_smoothing",
+            "clip_grad",
         )
         for name in floats:
-            need(math.isfinite(getattr(self, name)), f"--{name.replace('_', '-')} must be finite")
+            value = getattr(self, name)
+            need(
+                value is None or math.isfinite(value), f"--{name.replace('_', '-')} must be finite"
+            )
         need(0 <= self.seed <= MAX_SEED, f"--seed must be an integer in 0..{MAX_SEED}")
         need(self.batch_size >= 1, "--batch-size must be at least 1")
         need(self.lr > 0, "--lr must be positive")
@@ -185,10 +228,54 @@ class TrainConfig:
             not (self.no_stn and self.theta_loss > 0),
             "--theta-loss needs a spatial transformer (it cannot go with --no-stn)",
         )
+        problems.extend(self._optimizer_problems())
         if problems:
             raise UsageError("; ".join(problems))
 
+    def _optimizer_problems(self) -> list[str]:
+        """What is wrong with the optimizer, schedule, smoothing and clipping knobs."""
+        problems: list[str] = []
+
+        def need(ok: bool, text: str) -> None:
+            if not ok:
+                problems.append(text)
+
+        need(self.optimizer in OPTIMIZERS, f"--optimizer is one of {', '.join(OPTIMIZERS)}")
+        need(self.schedule in SCHEDULES, f"--schedule is one of {', '.join(SCHEDULES)}")
+        need(
+            self.momentum is None or self.optimizer == "sgd",
+            "--momentum is SGD's: it needs --optimizer sgd",
+        )
+        need(self.momentum is None or 0 <= self.momentum < 1, "--momentum must lie in [0, 1)")
+        need(self.warmup_epochs >= 0, "--warmup-epochs must be non-negative")
+        stepped = self.step_epochs is not None or self.step_gamma is not None
+        need(
+            not stepped or self.schedule == "step",
+            "--step-epochs and --step-gamma set the step schedule: they need --schedule step",
+        )
+        need(self.step_epochs is None or self.step_epochs >= 1, "--step-epochs must be at least 1")
+        need(
+            self.step_gamma is None or 0 < self.step_gamma <= 1,
+            "--step-gamma must lie in (0, 1]",
+        )
+        need(0 <= self.label_smoothing < 1, "--label-smoothing must lie in [0, 1)")
+        need(self.clip_grad is None or self.clip_grad > 0, "--clip-grad must be positive")
+        return problems
+
     # --- derived
+    @property
+    def sgd_momentum(self) -> float:
+        """SGD's momentum, the default resolved."""
+        return SGD_MOMENTUM if self.momentum is None else self.momentum
+
+    @property
+    def step_schedule(self) -> tuple[int, float]:
+        """The step schedule's (period in epochs, factor), the defaults resolved."""
+        return (
+            STEP_EPOCHS if self.step_epochs is None else self.step_epochs,
+            STEP_GAMMA if self.step_gamma is None else self.step_gamma,
+        )
+
     @property
     def theta_supervised(self) -> bool:
         """Whether the θ loss is on at all (a weight and some labelled images)."""
@@ -246,6 +333,13 @@ class TrainConfig:
         """{knob: (mine, theirs)} for every knob that differs."""
         mine, theirs = self.to_json(), other.to_json()
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+
+def resume_changes(before: TrainConfig, after: TrainConfig) -> dict[str, tuple[Any, Any]]:
+    """{knob: (before, after)} for what a resume of `before` as `after` may not change:
+    everything outside RESUMABLE and, under the cosine schedule, the budget."""
+    fixed = COSINE_BUDGET if before.schedule == "cosine" else ()
+    return {k: v for k, v in before.differences(after).items() if k not in RESUMABLE or k in fixed}
 
 
 def check_types(config: TrainConfig) -> None:

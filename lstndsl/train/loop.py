@@ -9,10 +9,10 @@ What `main` does, in order: join the process group (torchrun), pick the device, 
 and its split, build the model with `compiler.build` (it knows nothing else about the model),
 write the run directory (spec text, config, split), restore `last.pt` on `--resume`, say what
 it will do, then per epoch: train on the training split, evaluate on the validation split,
-watch θ, checkpoint (`best.pt` when validation top-1 improves, then `last.pt`), append to
-metrics.jsonl, draw the picture, and apply the paper's early-stopping rule. Only after the
-loop does it open the test split, once, on the selected (`best`) checkpoint; summary.json and
-the training curves close the run.
+watch θ, log the epoch to TensorBoard (tboard.py), checkpoint (`best.pt` when validation top-1
+improves, then `last.pt`), append to metrics.jsonl, draw the picture, and apply the paper's
+early-stopping rule. Only after the loop does it open the test split, once, on the selected
+(`best`) checkpoint; summary.json and the training curves close the run.
 
 Resume is exact on the CPU: `last.pt` carries the model, optimizer, scaler, every RNG, the
 epoch, step and batch counters, the partial sums of an unfinished epoch, the history (the
@@ -39,7 +39,6 @@ from lstndsl.train.config import TrainConfig
 from lstndsl.train.cost import model_macs
 from lstndsl.train.data import Dataset, DatasetError, open_dataset
 from lstndsl.train.device import (
-    adam_options,
     autocast,
     check_amp,
     grad_scaler,
@@ -64,13 +63,16 @@ from lstndsl.train.inputs import (
     spec_copy_names,
 )
 from lstndsl.train.metrics import Meter, append_jsonl, write_jsonl
-from lstndsl.train.model import build_model, param_groups
+from lstndsl.train.model import build_model
+from lstndsl.train.optim import make_optimizer, make_scheduler, update
 from lstndsl.train.progress import Console, EpochTimer, ProgressBar
 from lstndsl.train.records import early_stop_reason, epoch_record, summary_fields, test_fields
 from lstndsl.train.report import epoch_line, fmt, plan
 from lstndsl.train.saves import restore, save_best, save_last
 from lstndsl.train.state import Run, RunResult, StopTraining
 from lstndsl.train.step import inputs, measure, step
+from lstndsl.train.tboard import PICTURE as PICTURE_TAG
+from lstndsl.train.tboard import Board
 from lstndsl.train.thetaloss import ThetaSupervision
 from lstndsl.train.thetastats import AFFINE, collapse_reason
 
@@ -122,6 +124,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
             theta_weight=cfg.theta_loss,
             supervised=supervised,
             transform=transform,
+            label_smoothing=cfg.label_smoothing,
         )
         loss = out.loss
         bad = not bool(torch.isfinite(loss.detach()))
@@ -133,10 +136,14 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
                 f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {batch.number + 1}"
                 f" (step {prog.step + 1}); {resume.kept_note(run.out)}"
             )
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
+        update(
+            run.optimizer,
+            run.scaler,
+            loss,
+            params=run.model.parameters(),
+            clip_grad=cfg.clip_grad,
+            scheduler=run.scheduler,
+        )
         prog.step += 1
         prog.batch_in_epoch = batch.number + 1
 
@@ -213,7 +220,7 @@ def run_epochs(run: Run) -> str:
     """Train until a budget, the early-stopping rule or a failure ends it; returns why."""
     cfg, prog = run.config, run.progress
     if prog.epoch == 0 and prog.batch_in_epoch == 0:
-        draw_transforms(run, "e000")
+        run.board.picture(draw_transforms(run, "e000"), 0)
     while prog.epoch < cfg.max_epochs:
         if cfg.max_steps is not None and prog.step >= cfg.max_steps:
             return f"max_steps ({cfg.max_steps}) reached"
@@ -245,13 +252,14 @@ def run_epochs(run: Run) -> str:
         improved = prog.best_val_top1 is None or record["val_top1"] > prog.best_val_top1
         record["best"] = improved
         prog.history.append(record)
+        run.board.epoch(record)  # before last.pt records the epoch: a resume purges, never gaps
         if improved:
             prog.best_epoch, prog.best_val_top1 = prog.epoch, record["val_top1"]
             save_best(run)
         save_last(run)
         if run.ctx.is_main:
             append_jsonl(run.out / METRICS, record)
-        draw_transforms(run, f"e{prog.epoch:03d}")
+        run.board.picture(draw_transforms(run, f"e{prog.epoch:03d}"), prog.epoch)
         run.console(epoch_line(record, cfg.max_epochs))
         if hit_budget:
             return f"max_steps ({cfg.max_steps}) reached"
@@ -348,13 +356,7 @@ def _main(
     net = dist.wrap(model, ctx, device)
     if config.compile:
         net = torch.compile(net)  # type: ignore[assignment]
-    optimizer = torch.optim.Adam(
-        param_groups(model, config.lr, config.stn_lr_mult),
-        lr=config.lr,
-        betas=config.betas,
-        weight_decay=config.weight_decay,
-        **adam_options(device),
-    )
+    optimizer = make_optimizer(model, config, device)
     supervision = None
     if config.theta_supervised and model.input_transformer is not None:
         assert dataset.source.theta is not None
@@ -384,6 +386,7 @@ def _main(
         session_start=started,
         warmup_seconds=None if config.compile else 0.0,
     )
+    run.scheduler = make_scheduler(optimizer, config, run.train_batches())
     if saved is not None:
         restore(run, saved)
         run.elapsed_before = run.progress.elapsed
@@ -400,6 +403,11 @@ def _main(
     if ctx.is_main:
         console.log_to(out / LOG)
     plan(run, notes)
+    # a fresh run purges from step 0 what an earlier session left (one that never checkpointed)
+    purge = run.progress.epoch + 1 if saved is not None else 0
+    run.board = Board.open(out, main=ctx.is_main, purge_step=purge, warn=console)
+    copies = spec_copy_names(config.spec_paths)
+    run.board.texts(run.progress.epoch, list(zip(copies, texts, strict=True)), config.to_json())
     if saved is not None:
         p = run.progress
         console(f"  resumed   after epoch {p.epoch}, batch {p.batch_in_epoch}, step {p.step}")
@@ -407,12 +415,15 @@ def _main(
 
     failure = None
     try:
-        reason = run_epochs(run)
-    except StopTraining as stop:
-        reason = failure = stop.reason
-        console(f"stopped: {stop.reason}")
-    console(f"done training: {reason}")
-    summary = _summarize(run, reason, failure)
+        try:
+            reason = run_epochs(run)
+        except StopTraining as stop:
+            reason = failure = stop.reason
+            console(f"stopped: {stop.reason}")
+        console(f"done training: {reason}")
+        summary = _summarize(run, reason, failure)
+    finally:
+        run.board.close()
     return RunResult(out, summary, 1 if failure else 0)
 
 
@@ -425,7 +436,9 @@ def _summarize(run: Run, reason: str, failure: str | None) -> dict[str, Any]:
     if (run.out / ckpt.BEST).exists() and prog.best_epoch is not None:
         record, test = final_test(run)
         summary.update(test_fields(record, test))
-        draw_transforms(run, "selected")
+        picture = draw_transforms(run, "selected")
+        run.board.picture(picture, prog.epoch, f"{PICTURE_TAG}/selected")
+        run.board.test(summary, prog.epoch)
         say(
             f"selected epoch {record['epoch']} (best validation top-1): val top-1 "
             f"{fmt(summary['val_top1'])}%, test top-1 {fmt(summary['test_top1'])}% "

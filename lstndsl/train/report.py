@@ -1,6 +1,6 @@
 """What a run tells its reader: the plan before the first epoch (data, split sizes, model size
-and MACs, protocol, device with precision, memory format and compile mode)
-and one line per epoch (the whole log when output is not a terminal).
+and MACs, protocol with optimizer and schedule, device with precision, memory format and
+compile mode) and one line per epoch (the whole log when output is not a terminal).
 
 What it is: text from a `Run` and from metrics records. What it is not: the progress bar
 (progress.py) or the files (loop.py writes metrics.jsonl and summary.json).
@@ -14,6 +14,7 @@ import torch
 
 from lstndsl.train.device import compile_mode, use_channels_last
 from lstndsl.train.model import count_parameters
+from lstndsl.train.optim import describe
 from lstndsl.train.progress import duration
 from lstndsl.train.state import Run
 
@@ -51,10 +52,9 @@ def plan(run: Run, notes: list[str]) -> None:
         f", max {cfg.max_steps} steps" if cfg.max_steps else ""
     )
     say(
-        f"  protocol  Adam lr {cfg.lr:g} (β {cfg.betas[0]:g}, {cfg.betas[1]:g}), weight decay "
-        f"{cfg.weight_decay:g}{groups}; batch {cfg.batch_size}; cross-entropy; early stopping "
-        f"window {cfg.stop_window}, ±{cfg.stop_tolerance:g} points, not before epoch "
-        f"{cfg.min_epochs}; {budget}"
+        f"  protocol  {describe(cfg, run.train_batches())}{groups}; batch {cfg.batch_size}; "
+        f"cross-entropy; early stopping window {cfg.stop_window}, ±{cfg.stop_tolerance:g} "
+        f"points, not before epoch {cfg.min_epochs}; {budget}"
     )
     if run.supervision is not None:
         say(

@@ -23,7 +23,7 @@ from typing import Any
 
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
-from lstndsl.train.config import RESUMABLE, TrainConfig
+from lstndsl.train.config import COSINE_BUDGET, RESUMABLE, TrainConfig, resume_changes
 from lstndsl.train.inputs import saved_spec_texts, spec_copy_names
 from lstndsl.train.stopping import should_stop
 
@@ -40,10 +40,15 @@ def verify_resume(out: Path, config: TrainConfig) -> dict[str, Any]:
     saved = ckpt.load(last_path)
     before = _check_last(saved, last_path)
     _check_config_file(out / CONFIG, before)
-    changed = {k: v for k, v in before.differences(config).items() if k not in RESUMABLE}
+    changed = resume_changes(before, config)
     if changed:
         listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
-        raise UsageError(f"--resume cannot change the run's {listed}")
+        why = (
+            " (the cosine schedule anneals over the budget the run started with)"
+            if any(k in COSINE_BUDGET for k in changed) and before.schedule == "cosine"
+            else ""
+        )
+        raise UsageError(f"--resume cannot change the run's {listed}{why}")
     _check_split(out / SPLIT, saved)
     _check_spec(out, before, saved)
     _check_metrics(out / METRICS, saved["progress"]["history"])

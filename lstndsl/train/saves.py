@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
 from lstndsl.train import distributed as dist
 from lstndsl.train import resume
@@ -50,6 +51,7 @@ def save_last(run: Run) -> None:
         data = payload(run)
         data.update(
             optimizer=run.optimizer.state_dict(),
+            scheduler=None if run.scheduler is None else run.scheduler.state_dict(),
             scaler=run.scaler.state_dict(),
             progress=run.progress.state(),
             rng=ckpt.rng_state(),
@@ -71,6 +73,15 @@ def restore(run: Run, data: dict[str, Any]) -> None:
     """Put a run back where `last.pt` left it."""
     run.model.load_state_dict(data["model"])
     run.optimizer.load_state_dict(data["optimizer"])
+    if run.scheduler is not None:  # after the optimizer: its groups carry the current lr
+        state = data.get("scheduler")
+        if not isinstance(state, dict):
+            raise UsageError(
+                f"{run.out / ckpt.LAST} carries no learning-rate schedule state, but the run's "
+                f"config has schedule {run.config.schedule}, {run.config.warmup_epochs} warm-up "
+                "epochs"
+            )
+        run.scheduler.load_state_dict(state)
     if data.get("scaler"):
         run.scaler.load_state_dict(data["scaler"])
     run.progress = Progress(**data["progress"])

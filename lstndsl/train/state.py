@@ -21,6 +21,7 @@ from lstndsl.train import distributed as dist
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.data import Dataset
 from lstndsl.train.progress import Console, EpochTimer
+from lstndsl.train.tboard import Board
 from lstndsl.train.thetaloss import ThetaSupervision
 
 
@@ -73,6 +74,10 @@ class Run:
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     supervision: ThetaSupervision | None
+    #: the per-step learning-rate schedule (None: constant lr, the paper's)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    #: TensorBoard's event writer (rank 0; a no-op until opened, elsewhere and after a failure)
+    board: Board = field(default_factory=Board)
     progress: Progress = field(default_factory=Progress)
     #: the texts of the specs after the first (several transformers), in order
     more_spec_texts: tuple[str, ...] = ()

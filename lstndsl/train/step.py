@@ -65,13 +65,14 @@ def step(
     theta_weight: float = 0.0,
     supervised: str | None = None,
     transform: Transform = AFFINE,
+    label_smoothing: float = 0.0,
 ) -> StepOut:
-    """Forward (under `amp()`), cross-entropy in fp32, plus `theta_weight` × the θ loss of
-    transformer `supervised` (of `transform`; the mean over the batch's labelled images;
-    nothing read back to the host)."""
+    """Forward (under `amp()`), cross-entropy in fp32 (with `label_smoothing`), plus
+    `theta_weight` × the θ loss of transformer `supervised` (of `transform`; the mean over the
+    batch's labelled images; nothing read back to the host)."""
     with amp():
         logits, thetas = net(x, return_theta=True)
-    ce = F.cross_entropy(logits.float(), y)
+    ce = F.cross_entropy(logits.float(), y, label_smoothing=label_smoothing)
     out = StepOut(logits=logits, thetas=thetas, ce=ce, loss=ce)
     if supervision is not None and supervised is not None:
         theta = thetas[supervised]

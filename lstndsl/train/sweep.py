@@ -26,8 +26,11 @@ from lstndsl.train import checkpoint as ckpt
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.inputs import SUMMARY, resolve_image_size
 from lstndsl.train.progress import Console
+from lstndsl.train.tboard import arm_hparams
 
 RESULTS_MD, RESULTS_JSON = "results.md", "results.json"
+#: the sweep directory's folder of per-arm TensorBoard hparams sessions
+HPARAMS = "hparams"
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,11 @@ def _run_sweep_locked(
             if run.exit_code != 0:
                 result.failures.append(f"seed {seed}, {arm.title}: {run.summary['stop_reason']}")
             result.summaries.setdefault(arm.slug, []).append(run.summary)
+    for arm in arms:  # TensorBoard's HParams tab: OUT/hparams/s<seed>-<arm>/, once each
+        for summary in result.summaries.get(arm.slug, []):
+            seed = summary["seed"]
+            knobs = arm_config(base, arm, seed, out, theta_weight)
+            arm_hparams(out / HPARAMS / f"s{seed}-{arm.slug}", arm.slug, knobs, summary, say)
     result.rows = aggregate(arms, result.summaries)
     (out / RESULTS_MD).write_text(markdown(result.rows, base, seeds), encoding="utf-8")
     ckpt.save_json(
@@ -403,6 +411,8 @@ def markdown(rows: Sequence[dict[str, Any]], base: TrainConfig, seeds: Sequence[
         if n > 1
         else f"one seed ({seeds[0]}): no spread to report"
     )
+    from lstndsl.train.optim import protocol
+
     size = rows[0]["image_size"] if rows else "?"
     notes = [
         "",
@@ -412,7 +422,7 @@ def markdown(rows: Sequence[dict[str, Any]], base: TrainConfig, seeds: Sequence[
         "paper's 'top-5' figures are top-1 values). Parameters: every trainable parameter. "
         "MACs: one image, thop's rules as the paper counts them (grid and sampler free); "
         "– when no counter was available.",
-        f"Protocol: Adam lr {base.lr:g}, batch {base.batch_size}, early stopping window "
+        f"Protocol: {protocol(base)}, batch {base.batch_size}, early stopping window "
         f"{base.stop_window} ±{base.stop_tolerance:g} points after {base.min_epochs} epochs, at "
         f"most {base.max_epochs} epochs"
         + (f" / {base.max_steps} steps" if base.max_steps else "")
