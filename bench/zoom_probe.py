@@ -48,7 +48,10 @@ def probe(run: Path) -> dict[str, list[float]]:
     config = TrainConfig.from_json(json.loads((run / "config.json").read_text()))
     model = ckpt.rebuild_model(run / "best.pt")
     dataset = open_dataset(
-        config.dataset, seed=config.seed, image_size=config.image_size, split_file=run / "split.json"
+        config.dataset,
+        seed=config.seed,
+        image_size=config.image_size,
+        split_file=run / "split.json",
     )
     out: dict[str, list[float]] = {"loss": [], "top1": [], "ink": []}
     for s in ZOOMS:
