@@ -90,6 +90,7 @@ def _ray_runner(args: argparse.Namespace) -> Any:
         cpus_per_arm=1 if args.cpus_per_arm is None else args.cpus_per_arm,
         gpus_per_arm=args.gpus_per_arm,
         local_cpus=args.ray_cpus,
+        device=args.device or "auto",
     )
     require_ray()
     return ray_runner(plan, Console())

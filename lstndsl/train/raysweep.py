@@ -60,8 +60,10 @@ class RayPlan:
     #: None: a local Ray started for the sweep; else a cluster address (`auto`: $RAY_ADDRESS)
     address: str | None
     cpus_per_arm: int = 1
-    #: None: 1 where the cluster has GPUs, else 0
+    #: None: 1 where the cluster has GPUs (and the device is not `cpu`), else 0
     gpus_per_arm: float | None = None
+    #: the sweep's --device: `cpu` needs no GPU, `cuda` needs one per arm
+    device: str = "auto"
     #: the local Ray's CPUs (None: this machine's cores)
     local_cpus: int | None = None
 
@@ -80,6 +82,8 @@ class RayPlan:
                 f"--ray took {self.address!r} as a cluster address: put --ray after the SPECs, "
                 "or write --ray=ADDRESS"
             )
+        if self.device == "cuda" and self.gpus_per_arm == 0:
+            raise UsageError("--device cuda needs a GPU per arm: --gpus-per-arm 0 gives none")
         self.resolved_address()  # `auto` without RAY_ADDRESS: said now, before anything runs
 
     def resolved_address(self) -> str | None:
@@ -139,7 +143,8 @@ def _resources(ray: Any, plan: RayPlan, say: Console) -> tuple[int, float]:
     """(CPUs, GPUs) per arm, checked against what the cluster has."""
     have = ray.cluster_resources()
     cpus, gpus = float(have.get("CPU", 0)), float(have.get("GPU", 0))
-    per_gpu = plan.gpus_per_arm if plan.gpus_per_arm is not None else (1.0 if gpus else 0.0)
+    wanted = 1.0 if gpus and plan.device != "cpu" else 0.0
+    per_gpu = plan.gpus_per_arm if plan.gpus_per_arm is not None else wanted
     where = "the local Ray" if plan.address is None else "the cluster (now)"
     if plan.cpus_per_arm > cpus or per_gpu > gpus:
         message = (
@@ -160,9 +165,10 @@ def _resources(ray: Any, plan: RayPlan, say: Console) -> tuple[int, float]:
     return plan.cpus_per_arm, per_gpu
 
 
-def train_arm(config: TrainConfig, cwd: str, threads: int) -> Outcome:
+def train_arm(config: TrainConfig, cwd: str, threads: int, gpus: float = 0) -> Outcome:
     """The Ray task: one arm trained as `lstndsl train` would, with `threads` torch threads,
-    logging to its own log.txt only."""
+    logging to its own log.txt only. A task given no GPU sees none (Ray hides only the GPUs of
+    other tasks; `--device auto` must not pick one that Ray did not hand out)."""
     import torch
 
     from lstndsl.train import loop
@@ -173,6 +179,8 @@ def train_arm(config: TrainConfig, cwd: str, threads: int) -> Outcome:
             error=f"the driver's working directory {cwd} is not on this Ray node: run the sweep"
             " from shared storage that every node sees at the same path"
         )
+    if not gpus:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     torch.set_num_threads(threads)
     here = os.getcwd()
     os.chdir(cwd)  # the config's paths are the driver's, relative to its directory
@@ -214,7 +222,7 @@ def ray_runner(plan: RayPlan, say: Console) -> Runner:
             pending: dict[Any, tuple[ArmJob, float]] = {}
             for job in itertools.chain([first], todo):
                 job = ArmJob(job.seed, job.arm, job.config)  # the opened dataset stays here
-                pending[task.remote(job.config, cwd, cpus)] = (job, time.perf_counter())
+                pending[task.remote(job.config, cwd, cpus, gpus)] = (job, time.perf_counter())
                 say(f"    submitted to Ray ({_plural(cpus, 'CPU')}, {gpus:g} GPUs)")
             say(f"\n{len(pending)} arms on Ray; each writes its own log.txt")
             while pending:

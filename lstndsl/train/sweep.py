@@ -4,7 +4,8 @@ one shared split per seed, then one comparison table, mean ± std over seeds.
 What it is: `Strategy` and `parse_strategies` (how θ is trained: `unsupervised`, `supervised`,
 `labels=F`, `noise=S`, joined with `+`), `plan` (the arms, in table order), `run_sweep` (opens
 each dataset once per seed and image size, writes the seed's split once, runs every arm with
-`loop.main` in its own directory, skips arms already finished and resumes interrupted ones),
+`loop.main` in its own directory, skips arms already finished and resumes interrupted ones;
+the arms train in this process, or through another `armjobs.Runner`: Ray, raysweep.py),
 `aggregate` and `markdown` (the table: like the paper's Tables 4 and 5, but each number is a
 mean ± sample standard deviation over the seeds, parameters and MACs are those of the real
 modules, and the test accuracy is the once-evaluated score of the checkpoint selected on
