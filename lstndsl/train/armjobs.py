@@ -46,6 +46,8 @@ class Outcome:
     error: str | None = None
     #: the arm's process died without a summary (a Ray worker killed, a node lost)
     crash: str | None = None
+    #: where it trained, when not in this process: "HOST pid N" (a Ray worker)
+    where: str = ""
 
 
 #: how arms are trained: jobs in (lazily, in table order), (job, outcome) out in any order

@@ -29,6 +29,7 @@ import importlib.util
 import itertools
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -57,7 +58,8 @@ def require_ray() -> None:
 class RayPlan:
     """Where the arms run and what each takes."""
 
-    #: None: a local Ray started for the sweep; else a cluster address (`auto`: $RAY_ADDRESS)
+    #: None (or "local"): a local Ray started for the sweep; else a cluster address (`auto`:
+    #: $RAY_ADDRESS)
     address: str | None
     cpus_per_arm: int = 1
     #: None: 1 where the cluster has GPUs (and the device is not `cpu`), else 0
@@ -68,6 +70,8 @@ class RayPlan:
     local_cpus: int | None = None
 
     def __post_init__(self) -> None:
+        if self.address == "local":
+            object.__setattr__(self, "address", None)
         if self.cpus_per_arm < 1:
             raise UsageError(f"--cpus-per-arm takes a whole number ≥ 1, not {self.cpus_per_arm}")
         if self.gpus_per_arm is not None and self.gpus_per_arm < 0:
@@ -113,13 +117,18 @@ def ray_session(plan: RayPlan, say: Console) -> Iterator[Any]:
             temp = tempfile.mkdtemp(prefix="lstndsl-ray-")
             cpus = plan.local_cpus or os.cpu_count() or 1
             say(f"local Ray: {cpus} CPUs, temporary files in {temp}")
-            ray.init(
-                num_cpus=cpus,
-                include_dashboard=False,
-                object_store_memory=_OBJECT_STORE,
-                _node_ip_address="127.0.0.1",
-                _temp_dir=temp,
-            )
+            try:
+                ray.init(
+                    num_cpus=cpus,
+                    include_dashboard=False,
+                    object_store_memory=_OBJECT_STORE,
+                    _node_ip_address="127.0.0.1",
+                    _temp_dir=temp,
+                )
+            except Exception as exc:  # Ray's start-up has no one error type
+                raise UsageError(
+                    f"--ray: the local Ray did not start ({type(exc).__name__}: {exc})"
+                ) from None
         else:
             say(f"Ray cluster at {address}")
             try:
@@ -184,15 +193,16 @@ def train_arm(config: TrainConfig, cwd: str, threads: int, gpus: float = 0) -> O
     torch.set_num_threads(threads)
     here = os.getcwd()
     os.chdir(cwd)  # the config's paths are the driver's, relative to its directory
+    where = f"{socket.gethostname()} pid {os.getpid()}"
     try:
         got = loop.main(config, console=Console(echo=False))
     except UsageError as err:
-        return Outcome(error=err.diagnostics[0].message)
+        return Outcome(error=err.diagnostics[0].message, where=where)
     except DatasetError as err:
-        return Outcome(error=err.message)
+        return Outcome(error=err.message, where=where)
     finally:
         os.chdir(here)
-    return Outcome(summary=got.summary, exit_code=got.exit_code)
+    return Outcome(summary=got.summary, exit_code=got.exit_code, where=where)
 
 
 def _done_line(job: ArmJob, outcome: Outcome, started: float) -> str:
@@ -204,7 +214,10 @@ def _done_line(job: ArmJob, outcome: Outcome, started: float) -> str:
     top1 = outcome.summary.get("test_top1")
     score = f"test top-1 {top1:.2f}" if isinstance(top1, float) else "no test score"
     how = "finished" if outcome.exit_code == 0 else "failed"
-    return f"    {job.which}: {how} after {took}, {score} -> {job.config.out}/log.txt"
+    return (
+        f"    {job.which}: {how} after {took} on {outcome.where}, {score} -> "
+        f"{job.config.out}/log.txt"
+    )
 
 
 def ray_runner(plan: RayPlan, say: Console) -> Runner:
