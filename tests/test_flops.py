@@ -147,3 +147,18 @@ def test_behind_a_backbone_torch_also_ignores_pooling_and_tensor_arithmetic() ->
     ignored = ("bias", "norm", "act", "pool", "tensor")
     assert prof.macs["torch"] == prof.macs["full"] - sum(full[k] for k in ignored)
     assert sum(count.parts.values()) == count.forward
+
+
+def test_a_tps_grid_is_its_matrix_product_plus_the_identity_grid_it_starts_from() -> None:
+    """RARE's TPS: torch sees the (H·W)×N by N×2 product (full's price exactly) and the
+    `affine_grid` identity grid the TPS grid is added to (6 per pixel by our formula, which full
+    does not charge): the one difference on the sampler, explained in the profile."""
+    spec = parser.parse_file(SPECS / "rare-tps.spec")
+    prof = model_profile(build([spec]))
+    _, h, w = prof.input
+    assert spec.transform.points is not None
+    n = spec.transform.points[0] * spec.transform.points[1]
+    assert prof.torch.ops["aten.bmm"] == h * w * n * 2
+    assert prof.torch.ops["aten.affine_grid_generator"] == 6 * h * w
+    assert prof.torch.categories["sampler"] - prof.categories["full"]["sampler"] == 6 * h * w
+    assert prof.torch.categories["weights"] == prof.categories["full"]["weights"]
