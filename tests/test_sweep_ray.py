@@ -100,7 +100,9 @@ def test_two_arms_go_to_ray_at_once_and_match_the_same_arms_run_here(
     # both arms are with Ray (room for 2 at once) before either is waited for, each in a worker
     # process of its own or one after the other in the same one, as Ray schedules them (on a
     # loaded machine a second worker can start later than a tiny arm lasts)
-    events = re.findall(r"submitted to Ray|: finished after \d+ s on \S+ pid (\d+)", out)
+    events = re.findall(
+        r"submitted to Ray|: finished, \d+ s after its submission, on \S+ pid (\d+)", out
+    )
     assert events[:2] == ["", ""] and len(events) == 4, out
     assert all(events[2:]), out  # each arm names the Ray worker (host, pid) it trained on
     for arm in arms:

@@ -210,12 +210,12 @@ def _done_line(job: ArmJob, outcome: Outcome, started: float) -> str:
     if outcome.error is not None:
         return f"    {job.which}: cannot be used ({outcome.error})"
     if outcome.summary is None:
-        return f"    {job.which}: died after {took} ({outcome.crash})"
+        return f"    {job.which}: died, {took} after its submission ({outcome.crash})"
     top1 = outcome.summary.get("test_top1")
     score = f"test top-1 {top1:.2f}" if isinstance(top1, float) else "no test score"
     how = "finished" if outcome.exit_code == 0 else "failed"
     return (
-        f"    {job.which}: {how} after {took} on {outcome.where}, {score} -> "
+        f"    {job.which}: {how}, {took} after its submission, on {outcome.where}, {score} -> "
         f"{job.config.out}/log.txt"
     )
 
