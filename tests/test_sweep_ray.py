@@ -75,7 +75,16 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env.pop("RAY_ADDRESS", None)
     argv = [sys.executable, "-m", "lstndsl", "sweep", str(LSTN), *ARMS, *TINY]
     argv += ["--ray", "--ray-cpus", "2", "--cpus-per-arm", "1", "--out", "s"]
-    done = subprocess.run(argv, cwd=where, env=env, capture_output=True, text=True, timeout=600)
+    # a session of its own: whatever Ray signals on its way out stays away from pytest
+    done = subprocess.run(
+        argv,
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return where, done.stdout
 
