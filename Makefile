@@ -4,7 +4,8 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 # torch and torchvision first, pinned to the builds on this machine's disk, so that nothing
-# later (timm, thop, ptflops) can pull another torch.
+# later (timm, thop, ptflops) can pull another torch. The `ray` extra (sweep --ray) installs
+# from this disk too, so that `make test` tests it.
 TORCH   := torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test lint fmt bench clean
@@ -15,7 +16,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
 	touch $(STAMP)
 
 # The product end to end on the embedded data, in about two minutes on 2 CPU cores.

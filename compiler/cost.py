@@ -11,7 +11,8 @@ become `other` ops: priced 0 and listed in the profile, never silently dropped.
 
 `ptflops_macs` runs ptflops 0.7.5 with a hook for the grid and sampler. `profile` puts it all
 together for one spec (+ backbone): parameters by part, MACs under each convention, by part and
-by category, and ptflops' number next to our model of its rules.
+by category, ptflops' number next to our model of its rules, and torch's own FlopCounterMode
+(compiler/flops.py: forward, and forward + backward) as a further witness.
 
 This module is not: the rules themselves (lstndsl/cost.py) or printing (lstndsl/commands).
 """
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from compiler.flops import TorchCount, torch_count
 from compiler.stn import GridSampler, SpatialTransformer, STNModel, compiled
 from lstndsl import catalog, check
 from lstndsl import cost as rules
@@ -286,15 +288,26 @@ class Profile:
     """Module classes ptflops does not list (it counts them 0), with their `full` MACs."""
     transformers: list[dict[str, Any]] = field(default_factory=list)
     """Each transformer: name, spec, site, input (C, H, W), params, macs[convention][part]."""
+    torch: TorchCount | None = None
+    """torch's FlopCounterMode (compiler/flops.py), None when not asked for."""
 
     @property
     def macs(self) -> dict[str, int]:
-        """The `profile --json` "macs": thop and full (ours), ptflops (ptflops')."""
-        return {
+        """The `profile --json` "macs": thop and full (ours), ptflops (ptflops'), torch
+        (FlopCounterMode's forward FLOPs / 2, when counted)."""
+        out = {
             "thop": self.parts["thop"]["total"],
             "full": self.parts["full"]["total"],
             "ptflops": self.ptflops,
         }
+        if self.torch is not None:
+            out["torch"] = self.torch.forward
+        return out
+
+    @property
+    def train_macs(self) -> dict[str, int]:
+        """The `profile --json` "train_macs": forward + backward of one image (torch)."""
+        return {} if self.torch is None else {"torch": self.torch.train}
 
 
 def _transformer_part(name: str, stn: SpatialTransformer) -> dict[str, Any]:
@@ -325,10 +338,15 @@ def _backbone_ops(model: nn.Module, image: Shape) -> tuple[nn.Module | None, lis
 
 
 def model_profile(
-    model: nn.Module, backbone: str | None = None, num_classes: int | None = None
+    model: nn.Module,
+    backbone: str | None = None,
+    num_classes: int | None = None,
+    *,
+    witness: bool = True,
 ) -> Profile:
     """Profile a model `compiler.build` made (a SpatialTransformer or STNModel): each
-    transformer priced at its own input (the image, or its feature map), the backbone alone."""
+    transformer priced at its own input (the image, or its feature map), the backbone alone;
+    with `witness`, torch's FlopCounterMode counts the whole model too."""
     stns = dict(compiled(model).transformers)
     image = tuple(getattr(model, "image", None) or next(iter(stns.values())).analysis.input)
     parts_of = [_transformer_part(n, s) for n, s in stns.items()]
@@ -373,6 +391,7 @@ def model_profile(
         unpriced=dict(unpriced),
         unlisted={k: v for k, v in unlisted.items() if v},
         transformers=[{k: v for k, v in t.items() if k != "ops"} for t in parts_of],
+        torch=torch_count(model, image) if witness else None,
     )
 
 
@@ -381,9 +400,11 @@ def spec_profile(
     model: nn.Module,
     backbone: str | None = None,
     num_classes: int | None = None,
+    *,
+    witness: bool = True,
 ) -> Profile:
     """Profile a model of one spec (`model_profile`; `analysis` stands for its transformer's)."""
     stns = list(compiled(model).transformers.values())
     if len(stns) == 1 and stns[0].analysis is None:
         stns[0].analysis = analysis
-    return model_profile(model, backbone, num_classes)
+    return model_profile(model, backbone, num_classes, witness=witness)

@@ -74,8 +74,15 @@ hook of ours that prices the grid and sampler by the `full` rules:
 `lstndsl profile` prints ptflops' own number next to this model of it, and says per rule where
 it differs from `full`.
 
-This module is not: the torch-side counting of real modules (compiler/cost.py), nor the
-catalog's per-layer categories (catalog.py). No torch here.
+## `torch`: torch's own FlopCounterMode, a witness
+compiler/flops.py runs `torch.utils.flop_counter.FlopCounterMode` on the compiled model (FLOPs /
+2 = MACs): it prices matrix products and convolutions by their weight MACs and nothing else;
+we register `full`'s rules for the grid generator and the sampler. So on weights and sampler it
+must equal `full`, and everywhere else it is 0 (TORCH_DIFFERENCES, printed by `lstndsl profile`).
+It also counts the backward pass (training cost: forward + backward).
+
+This module is not: the torch-side counting of real modules (compiler/cost.py, compiler/flops.py),
+nor the catalog's per-layer categories (catalog.py). No torch here.
 """
 
 from __future__ import annotations
@@ -134,6 +141,20 @@ PTFLOPS_DIFFERENCES: dict[str, str] = {
     "weights": "ptflops skips classes it does not list exactly",
     "bias": "ptflops skips classes it does not list exactly",
     "sampler": "the sampler hook is ours: a difference here is a bug",
+}
+
+#: why torch's FlopCounterMode differs from `full`, per category (printed by `lstndsl profile`)
+TORCH_DIFFERENCES: dict[str, str] = {
+    "bias": "FlopCounterMode ignores bias (a convolution's, addmm's)",
+    "norm": "FlopCounterMode has no formula for normalization (batch, layer, group norm): 0",
+    "act": "FlopCounterMode has no formula for activations (ReLU …): 0",
+    "pool": "FlopCounterMode has no formula for pooling (max, average, adaptive): 0",
+    "tensor": "FlopCounterMode has no formula for elementwise arithmetic and reductions"
+    " (residual additions, means): 0",
+    "sampler": "our formulas are full's for affine_grid_generator and grid_sampler_2d; a TPS or"
+    " projective grid is priced by its matrix product (torch's), plus affine_grid's 6 per"
+    " pixel for the identity grid it starts from, less a projective grid's 2 divisions",
+    "weights": "FlopCounterMode counts the same weight MACs; a difference here is a bug",
 }
 
 GRID_KINDS = ("affine_grid", "projective_grid", "tps_grid")

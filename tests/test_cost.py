@@ -208,7 +208,8 @@ def test_profile_json_contract(cli: Callable[..., Any]) -> None:
     assert p["stn"] == p["localization"] + p["head"]
     assert p["total"] == p["stn"] + p["backbone"]
     assert p["localization"] == 3690
-    assert set(data["macs"]) == {"thop", "full", "ptflops"}
+    assert set(data["macs"]) == {"thop", "full", "ptflops", "torch"}
+    assert set(data["train_macs"]) == {"torch"}
     assert all(isinstance(v, int) and v > 0 for v in data["macs"].values())
     assert data["macs"]["thop"] < data["macs"]["full"]
 

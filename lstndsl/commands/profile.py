@@ -4,14 +4,18 @@
 
 Parameters: localization net, regression head, spatial transformer (the two), backbone, total.
 MACs for one image: `thop` (the paper's "GFLOPS" convention), `full` (every operation, the grid
-and sampler included) — both our own arithmetic, rules in lstndsl/cost.py — and ptflops' count
-of the compiled module, next to our model of its rules, with the reason for each difference.
+and sampler included) — both our own arithmetic, rules in lstndsl/cost.py — ptflops' count
+of the compiled module, next to our model of its rules, and torch's own FlopCounterMode (FLOPs /
+2, our `full` formulas registered for the grid and sampler: compiler/flops.py), with the reason
+for each difference; and torch's count of training (forward + backward, one real backward pass).
 
 `--json` contract (extra keys may follow; these never change):
     {"spec": str, "input": [C, H, W], "backbone": str | null, "num_classes": int | null,
      "params": {"localization": int, "head": int, "stn": int, "backbone": int | null,
                 "total": int},
-     "macs": {"thop": int, "full": int, "ptflops": int}}
+     "macs": {"thop": int, "full": int, "ptflops": int, "torch": int},
+     "train_macs": {"torch": int}}
+`macs.torch` is FlopCounterMode's forward, `train_macs.torch` its forward + backward.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def contract(path: str, prof: Any) -> dict[str, Any]:
         "num_classes": prof.num_classes,
         "params": dict(prof.params),
         "macs": prof.macs,
+        "train_macs": prof.train_macs,
         "name": prof.spec,
         "ptflops_model": prof.parts["ptflops"]["total"],
         "parts": prof.parts,
@@ -62,6 +67,14 @@ def contract(path: str, prof: Any) -> dict[str, Any]:
         "unpriced": prof.unpriced,
         "unlisted": prof.unlisted,
         "transformers": prof.transformers,
+        "torch": None
+        if prof.torch is None
+        else {
+            "ops": prof.torch.ops,
+            "train_ops": prof.torch.train_ops,
+            "parts": prof.torch.parts,
+            "categories": prof.torch.categories,
+        },
     }
 
 
@@ -174,12 +187,15 @@ def _print(args: argparse.Namespace, prof: Any) -> None:
         "backbone": "backbone",
     }
     print()
-    macs = [["MACs", "thop", "full", "ptflops rules"]]
+    by_part: dict[str, dict[str, int]] = {c: prof.parts[c] for c in cost.CONVENTIONS}
+    assert prof.torch is not None
+    by_part["torch"] = {**prof.torch.parts, "total": prof.torch.forward}
+    macs = [["MACs", "thop", "full", "ptflops rules", "torch"]]
     for part in parts:
-        macs.append([names[part], *(num(prof.parts[c][part]) for c in cost.CONVENTIONS)])
-    macs.append(["total", *(num(prof.parts[c]["total"]) for c in cost.CONVENTIONS)])
-    macs.append(["total, G", *(f"{prof.parts[c]['total'] / 1e9:.4f}" for c in cost.CONVENTIONS)])
-    table(macs, "lrrr")
+        macs.append([names[part], *(num(by_part[c][part]) for c in by_part)])
+    macs.append(["total", *(num(by_part[c]["total"]) for c in by_part)])
+    macs.append(["total, G", *(f"{by_part[c]['total'] / 1e9:.4f}" for c in by_part)])
+    table(macs, "lrrrr")
 
     modelled = prof.parts["ptflops"]["total"]
     agree = (
@@ -193,23 +209,45 @@ def _print(args: argparse.Namespace, prof: Any) -> None:
         " operation, the grid and sampler included (rules: lstndsl/cost.py)."
     )
     print(f"ptflops 0.7.5 on the compiled module counts {num(prof.ptflops)} MACs: {agree}.")
+    _torch_lines(prof.torch)
 
-    cats = prof.categories
+    cats = {**prof.categories, "torch": prof.torch.categories}
     print()
-    rows = [["by rule", "thop", "full", "ptflops rules"]]
+    rows = [["by rule", "thop", "full", "ptflops rules", "torch"]]
     for key, label in cost.CATEGORIES.items():
-        values = [cats[c].get(key, 0) for c in cost.CONVENTIONS]
+        values = [cats[c].get(key, 0) for c in cats]
         if any(values):
             rows.append([label, *(num(v) for v in values)])
-    table(rows, "lrrr")
+    table(rows, "lrrrr")
     _why("thop differs from full", cats["thop"], cats["full"], cost.THOP_DIFFERENCES)
     _why("ptflops differs from full", cats["ptflops"], cats["full"], cost.PTFLOPS_DIFFERENCES)
+    _why("torch differs from full", cats["torch"], cats["full"], cost.TORCH_DIFFERENCES)
     if prof.unlisted:
         listed = ", ".join(f"{k} ({num(v)})" for k, v in sorted(prof.unlisted.items()))
         print(f"  classes ptflops does not list (their MACs under full): {listed}")
     if prof.unpriced:
         listed = ", ".join(f"{k} ×{v}" for k, v in sorted(prof.unpriced.items()))
         print(f"modules no rule prices (counted 0 in every convention): {listed}")
+
+
+def _torch_lines(count: Any) -> None:
+    """What torch's FlopCounterMode counted: forward by op, and training."""
+    ops = ", ".join(f"{k.removeprefix('aten.')} {num(v)}" for k, v in count.ops.items())
+    print(
+        f"torch {torch_version()} FlopCounterMode (FLOPs / 2; formulas for the grid and"
+        f" sampler are full's, compiler/flops.py) counts {num(count.forward)} MACs: {ops}."
+    )
+    ratio = f" ({count.train / count.forward:.2f} × the forward)" if count.forward else ""
+    print(
+        f"training, one image, forward + backward (a real backward pass, gradients of every"
+        f" parameter): {num(count.train)} MACs{ratio}, by torch's count."
+    )
+
+
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__.split("+")[0]
 
 
 def _why(title: str, got: dict[str, int], full: dict[str, int], reasons: dict[str, str]) -> None:

@@ -9,12 +9,20 @@ strategy), for each seed, then one Markdown table with mean ± std over the seed
 Each arm trains with `lstndsl train`'s loop in OUT/s<seed>/<arm>/; the table goes to
 OUT/results.md (and OUT/results.json). Running the same sweep again skips finished arms and
 resumes interrupted ones. Training flags (--dataset, --max-epochs, --lr, …) apply to every arm.
+
+    lstndsl sweep specs/lstn.spec --backbones resnet18 --seeds 0,1 --ray --cpus-per-arm 1
+    lstndsl sweep specs/lstn.spec --backbones resnet18 --ray auto --gpus-per-arm 1
+
+With --ray each arm still to train is a Ray task of its own (--cpus-per-arm CPUs, its torch
+threads; --gpus-per-arm GPUs), on a local Ray started for the sweep or on a cluster
+(lstndsl/train/raysweep.py); the directory, the skipping and resuming, and the table are the same.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from lstndsl.commands.train import CONFIG_KEYS, add_shared_flags
 from lstndsl.errors import UsageError
@@ -48,7 +56,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="an arm whose directory is corrupt is named and left out (default: stop there)",
     )
+    g = p.add_argument_group("Ray (each arm a task; pip install 'lstndsl[ray]')")
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="train the arms as Ray tasks: on a local Ray started for the sweep (--ray alone),"
+        " or on the cluster at ADDRESS (auto: $RAY_ADDRESS)",
+    )
+    g.add_argument(
+        "--cpus-per-arm", type=int, metavar="N", help="CPUs (and torch threads) per arm (1)"
+    )
+    g.add_argument(
+        "--gpus-per-arm", type=float, metavar="G", help="GPUs per arm (1 where GPUs exist, else 0)"
+    )
+    g.add_argument("--ray-cpus", type=int, metavar="N", help="the local Ray's CPUs (all cores)")
     add_shared_flags(p)
+
+
+def _ray_runner(args: argparse.Namespace) -> Any:
+    """The Ray runner --ray asks for (None without --ray); exit 2 without ray installed."""
+    if args.ray is None:
+        for flag in ("cpus_per_arm", "gpus_per_arm", "ray_cpus"):
+            if getattr(args, flag) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} sizes Ray tasks: add --ray")
+        return None
+    from lstndsl.train.progress import Console
+    from lstndsl.train.raysweep import RayPlan, ray_runner, require_ray
+
+    plan = RayPlan(
+        address=args.ray or None,
+        cpus_per_arm=1 if args.cpus_per_arm is None else args.cpus_per_arm,
+        gpus_per_arm=args.gpus_per_arm,
+        local_cpus=args.ray_cpus,
+        device=args.device or "auto",
+    )
+    require_ray()
+    return ray_runner(plan, Console())
 
 
 def _ints(text: str, flag: str) -> list[int]:
@@ -73,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     for name in backbones:  # every name now, not when its first arm starts
         resolve(name)
     seeds = _ints(args.seeds, "--seeds")
+    runner = _ray_runner(args)
     strategies = parse_strategies(args.strategies)
     if not args.specs and args.no_baseline:
         raise UsageError("nothing to train: no SPEC and --no-baseline")
@@ -108,7 +154,13 @@ def run(args: argparse.Namespace) -> int:
     arms = plan(args.specs, backbones, strategies, names, baseline=not args.no_baseline)
     weight = DEFAULT_THETA_WEIGHT if weight is None else weight
     result = run_sweep(
-        base, arms, seeds, out, theta_weight=weight, skip_bad_arms=args.skip_bad_arms
+        base,
+        arms,
+        seeds,
+        out,
+        theta_weight=weight,
+        skip_bad_arms=args.skip_bad_arms,
+        runner=runner,
     )
     print()
     print((out / RESULTS_MD).read_text(encoding="utf-8"), end="")

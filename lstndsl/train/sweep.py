@@ -4,7 +4,8 @@ one shared split per seed, then one comparison table, mean ± std over seeds.
 What it is: `Strategy` and `parse_strategies` (how θ is trained: `unsupervised`, `supervised`,
 `labels=F`, `noise=S`, joined with `+`), `plan` (the arms, in table order), `run_sweep` (opens
 each dataset once per seed and image size, writes the seed's split once, runs every arm with
-`loop.main` in its own directory, skips arms already finished and resumes interrupted ones),
+`loop.main` in its own directory, skips arms already finished and resumes interrupted ones;
+the arms train in this process, or through another `armjobs.Runner`: Ray, raysweep.py),
 `aggregate` and `markdown` (the table: like the paper's Tables 4 and 5, but each number is a
 mean ± sample standard deviation over the seeds, parameters and MACs are those of the real
 modules, and the test accuracy is the once-evaluated score of the checkpoint selected on
@@ -13,16 +14,18 @@ validation). What it is not: flag parsing (lstndsl/commands/sweep.py) or trainin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
+from lstndsl.train.armjobs import ArmJob, Outcome, Runner, in_process
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.inputs import SUMMARY, resolve_image_size
 from lstndsl.train.progress import Console
@@ -189,43 +192,85 @@ def run_sweep(
     console: Console | None = None,
     train: Callable[..., Any] | None = None,
     skip_bad_arms: bool = False,
+    runner: Runner | None = None,
 ) -> SweepResult:
     """Train every arm for every seed (skipping finished ones), then aggregate and write the
     table to OUT/results.md and OUT/results.json. OUT is locked for the whole sweep (one sweep
-    per directory). An arm whose directory cannot be used (a corrupt checkpoint or summary) stops
-    the sweep naming it, or with `skip_bad_arms` is left out of the table and named."""
-    from lstndsl.train import rundir
+    per directory), by this process also when `runner` trains the arms elsewhere (Ray). An arm
+    whose directory cannot be used (a corrupt checkpoint or summary) stops the sweep naming it,
+    or with `skip_bad_arms` is left out of the table and named."""
+    from lstndsl.train import loop, rundir
 
+    say = console or Console()
     lock = rundir.claim_sweep(out)
     try:
         return _run_sweep_locked(
-            base, arms, seeds, out, theta_weight, console, train, skip_bad_arms
+            Sweep(base, arms, seeds, out, theta_weight, say, skip_bad_arms),
+            runner or in_process(train or loop.main, say),
         )
     finally:
         lock.release()
 
 
-def _run_sweep_locked(
-    base: TrainConfig,
-    arms: Sequence[Arm],
-    seeds: Sequence[int],
-    out: Path,
-    theta_weight: float,
-    console: Console | None,
-    train: Callable[..., Any] | None,
-    skip_bad_arms: bool,
-) -> SweepResult:
-    from lstndsl.train import loop
+@dataclass
+class Sweep:
+    """A sweep's inputs, and what it has gathered so far."""
+
+    base: TrainConfig
+    arms: Sequence[Arm]
+    seeds: Sequence[int]
+    out: Path
+    theta_weight: float
+    say: Console
+    skip_bad_arms: bool
+    result: SweepResult = field(init=False)
+    #: (arm slug, seed) -> the arm's summary
+    got: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.result = SweepResult(self.out)
+
+    def bad(self, which: str, message: str) -> None:
+        bad_arm(self.result, which, UsageError(message), self.skip_bad_arms, self.say)
+
+
+def _run_sweep_locked(sweep: Sweep, runner: Runner) -> SweepResult:
+    result, out = sweep.result, sweep.out
+    with contextlib.closing(runner(_jobs(sweep))) as outcomes:  # type: ignore[type-var]
+        for job, outcome in outcomes:
+            _record(sweep, job, outcome)
+    result.summaries = {
+        arm.slug: [sweep.got[arm.slug, s] for s in sweep.seeds if (arm.slug, s) in sweep.got]
+        for arm in sweep.arms
+        if any((arm.slug, s) in sweep.got for s in sweep.seeds)
+    }
+    for arm in sweep.arms:  # TensorBoard's HParams tab: OUT/hparams/s<seed>-<arm>/, once each
+        for summary in result.summaries.get(arm.slug, []):
+            seed = summary["seed"]
+            knobs = arm_config(sweep.base, arm, seed, out, sweep.theta_weight)
+            arm_hparams(out / HPARAMS / f"s{seed}-{arm.slug}", arm.slug, knobs, summary, sweep.say)
+    result.rows = aggregate(sweep.arms, result.summaries)
+    (out / RESULTS_MD).write_text(markdown(result.rows, sweep.base, sweep.seeds), encoding="utf-8")
+    ckpt.save_json(
+        out / RESULTS_JSON,
+        {"seeds": list(sweep.seeds), "rows": result.rows, "runs": result.summaries},
+    )
+    return result
+
+
+def _jobs(sweep: Sweep) -> Iterator[ArmJob]:
+    """The arms still to train, seed by seed in table order; a finished arm's summary is
+    reused (and the seed's dataset opened and its split written only when an arm needs it)."""
     from lstndsl.train.data import DatasetError, open_dataset
 
-    say = console or Console()
-    train = train or loop.main
-    result = SweepResult(out)
-    for seed in seeds:
+    out, say = sweep.out, sweep.say
+    for seed in sweep.seeds:
         split_file = out / f"split-s{seed}.json"
         opened: dict[int | None, Any] = {}
-        for arm in arms:
-            config = arm_config(base, arm, seed, out / f"s{seed}" / arm.slug, theta_weight)
+        for arm in sweep.arms:
+            config = arm_config(
+                sweep.base, arm, seed, out / f"s{seed}" / arm.slug, sweep.theta_weight
+            )
             arm_dir = Path(str(config.out))
             done = arm_dir / SUMMARY
             say(f"\n=== seed {seed}: {arm.title} -> {arm_dir}")
@@ -233,10 +278,10 @@ def _run_sweep_locked(
                 try:
                     summary = read_summary(done)
                 except UsageError as err:
-                    bad_arm(result, f"seed {seed}, {arm.slug}", err, skip_bad_arms, say)
+                    sweep.bad(f"seed {seed}, {arm.slug}", err.diagnostics[0].message)
                     continue
                 say("    finished earlier: reusing its summary.json")
-                result.summaries.setdefault(arm.slug, []).append(summary)
+                sweep.got[arm.slug, seed] = summary
                 continue
             if (arm_dir / ckpt.LAST).exists():
                 config = config.replace(resume=True)
@@ -248,26 +293,22 @@ def _run_sweep_locked(
             except DatasetError as err:
                 raise UsageError(err.message) from err
             config = config.replace(split_file=str(split_file))
-            try:
-                run = train(config, dataset=opened[size], console=say)
-            except UsageError as err:
-                bad_arm(result, f"seed {seed}, {arm.slug}", err, skip_bad_arms, say)
-                continue
-            if run.exit_code != 0:
-                result.failures.append(f"seed {seed}, {arm.title}: {run.summary['stop_reason']}")
-            result.summaries.setdefault(arm.slug, []).append(run.summary)
-    for arm in arms:  # TensorBoard's HParams tab: OUT/hparams/s<seed>-<arm>/, once each
-        for summary in result.summaries.get(arm.slug, []):
-            seed = summary["seed"]
-            knobs = arm_config(base, arm, seed, out, theta_weight)
-            arm_hparams(out / HPARAMS / f"s{seed}-{arm.slug}", arm.slug, knobs, summary, say)
-    result.rows = aggregate(arms, result.summaries)
-    (out / RESULTS_MD).write_text(markdown(result.rows, base, seeds), encoding="utf-8")
-    ckpt.save_json(
-        out / RESULTS_JSON,
-        {"seeds": list(seeds), "rows": result.rows, "runs": result.summaries},
-    )
-    return result
+            yield ArmJob(seed, arm, config, opened[size])
+
+
+def _record(sweep: Sweep, job: ArmJob, outcome: Outcome) -> None:
+    result = sweep.result
+    if outcome.error is not None:
+        sweep.bad(job.which, outcome.error)
+        return
+    if outcome.summary is None:
+        result.failures.append(f"seed {job.seed}, {job.arm.title}: {outcome.crash}")
+        return
+    if outcome.exit_code != 0:
+        result.failures.append(
+            f"seed {job.seed}, {job.arm.title}: {outcome.summary['stop_reason']}"
+        )
+    sweep.got[job.arm.slug, job.seed] = outcome.summary
 
 
 def read_summary(path: Path) -> dict[str, Any]:
