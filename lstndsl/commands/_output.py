@@ -9,16 +9,17 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-from lstndsl.errors import Diagnostic, UsageError, sorted_diagnostics
+from lstndsl.errors import Diagnostic, UsageError, format_diagnostics
 
 
 def print_diagnostics(
     diags: Sequence[Diagnostic], source: str | None = None, stream: TextIO | None = None
 ) -> None:
-    """Each diagnostic as `path:line:col: severity: message`, then its source line and a caret."""
+    """Each diagnostic as `path:line:col: severity: message`, then its source line and a caret;
+    past errors.MAX_SHOWN of them, one line that says how many more."""
     out = stream or sys.stderr
-    for d in sorted_diagnostics(diags):
-        print(d.format(source if d.line > 0 else None), file=out)
+    for text in format_diagnostics(diags, source):
+        print(text, file=out)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
