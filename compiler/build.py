@@ -312,6 +312,19 @@ def _chain(specs: list[ir.Spec], input_size: InputSize) -> nn.Module:
     return model
 
 
+def _create_backbone(
+    name: str, num_classes: int | None, options: dict[str, Any], given: set[str]
+) -> nn.Module:
+    """backbones.create, with an option the library does not take (timm's and torchvision's
+    TypeError, or a ValueError about its value) as a UsageError that names the options."""
+    try:
+        return backbones.create(name, num_classes=num_classes, **options)
+    except (TypeError, ValueError) as err:
+        named = ", ".join(f"{k}={options[k]!r}" for k in sorted(given)) or "its defaults"
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"the backbone {name} cannot be built with {named}: {reason}") from None
+
+
 def build(
     spec: Specs,
     backbone: str | None = None,
@@ -337,12 +350,13 @@ def build(
             return compile_stn(specs[0], size)
         return _chain(specs, size)
     image = model_input(specs, backbone, size)
+    given = set(backbone_options)
     backbone_options.setdefault("in_chans", image[0])
     if image[1] == image[2]:
         backbone_options.setdefault("input_size", image[1])
     # the backbone first: under one seed it starts from the same weights with or without
     # spatial transformers (the trainer's baselines rely on it)
-    net = backbones.create(backbone, num_classes=num_classes, **backbone_options)
+    net = _create_backbone(backbone, num_classes, backbone_options, given)
     sites = [s.at for s in specs if s.at != INPUT]
     probes = _probe(specs, net, image, sites)
     stns: list[SpatialTransformer] = []

@@ -41,7 +41,8 @@ class Diagnostic:
         """`path:line:col: error: message (hint)`, then the source line and a caret if given.
         Invisible characters in the message are escaped (\\x0b, \\u2028); give a SourceLines
         when formatting many diagnostics of one spec (a str is split again on every call)."""
-        where = f"{self.path}:{self.line}:{self.column}" if self.line > 0 else self.path
+        path = visible(self.path)
+        where = f"{path}:{self.line}:{self.column}" if self.line > 0 else path
         text = f"{where}: {self.severity}: {_clipped(visible(self.message))}"  # line 0: no line
         if self.hint:
             text += f"; {_clipped(visible(self.hint))}"

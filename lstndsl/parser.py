@@ -87,16 +87,36 @@ def _syntax_error(err: lark.exceptions.UnexpectedInput, path: str, text: str) ->
     return SpecInputError([Diagnostic("error", message, path, line, column, hint, code="syntax")])
 
 
+#: the most a spec file may hold (the largest real spec is 5 kB; 20,000 rows are 1 MB)
+MAX_SPEC_BYTES = 16 * 2**20
+
+
 def read_source(path: str | Path) -> str:
     """Read a spec file; unreadable or undecodable input is a SpecInputError with a position."""
     name = str(path)
     try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        reason = err.strerror or str(err)
+        with Path(path).open("rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)  # /dev/zero, a log file: never more than this
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        reason = "its path has a NUL character" if isinstance(err, ValueError) else err.strerror
+        reason = reason or str(err)
         raise SpecInputError(
             [Diagnostic("error", f"cannot read the spec: {reason}", name, 1, 1, code="read")]
         ) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecInputError(
+            [
+                Diagnostic(
+                    "error",
+                    f"the spec is larger than {MAX_SPEC_BYTES // 2**20} MB; reading stopped there",
+                    name,
+                    1,
+                    1,
+                    "a spec is a page of text: is this the right file?",
+                    code="read",
+                )
+            ]
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
