@@ -65,3 +65,66 @@ def test_bad_input_sizes_are_usage_errors(size: object) -> None:
     spec = lstndsl.load(SPECS / "lstn.spec")
     with pytest.raises(UsageError, match="input_size must be|is not positive"):
         compiler.build(spec, input_size=size)  # type: ignore[arg-type]
+
+
+# --- files that are safe -----------------------------------------------------------------
+
+ALIGNED = (
+    "name: a|b $x$\ninput: 32x32x3\nhead: flatten -> fc 6\n"
+    "| Type | Filter Shape | Parameters |\n|:---|:---:|---:|\n| Conv | 3x3x3x4 | 112 |\n"
+)
+
+
+def test_fmt_write_keeps_alignment_colons_bom_and_mode(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "a.spec"
+    path.write_bytes(b"\xef\xbb\xbf" + ALIGNED.encode())
+    path.chmod(0o640)
+    result = cli("fmt", "--write", path)
+    assert (result.code, result.err) == (0, f"reformatted {path}\n")
+    data = path.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    lines = data[3:].decode().splitlines()
+    assert lines[3:] == [
+        "| Type | Filter Shape | Parameters |",
+        "|:-----|:------------:|-----------:|",
+        "| Conv | 3x3x3x4      | 112        |",
+    ]
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["a.spec"]  # no temporary file left
+    assert cli("fmt", "--write", path).err == ""  # formatted: nothing to write
+
+
+def test_fmt_write_is_atomic(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    path = tmp_path / "a.spec"
+    path.write_text(ALIGNED, encoding="utf-8")
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    result = cli("fmt", "--write", path)
+    assert result.code == 2 and "No space left on device" in result.err
+    assert path.read_text(encoding="utf-8") == ALIGNED  # the old file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["a.spec"]
+
+
+@pytest.mark.parametrize("emit", [[], ["--emit", "python"]])
+def test_compile_never_writes_over_its_spec(tmp_path: Path, cli, emit: list[str]) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "s.spec"
+    text = (SPECS / "stn.spec").read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    result = cli("compile", path, *emit, "-o", tmp_path / "." / "s.spec")
+    assert result.code == 2
+    assert "is one of the inputs" in result.err
+    assert path.read_text(encoding="utf-8") == text
+
+
+def test_markdown_and_latex_escape_spec_text() -> None:
+    from lstndsl.render import Grid, latex_escape, markdown
+
+    grid = Grid(header=["spec", "n"], rows=[["a|b", "1"]], align="lr")
+    assert markdown(grid).splitlines()[2] == "| a\\|b | 1 |"
+    assert latex_escape("$x$×3×θ a_b") == r"\$x\$$\times$3$\times\theta$ a\_b"
+    assert latex_escape("3×3×8") == r"3$\times$3$\times$8"
