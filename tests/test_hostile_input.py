@@ -128,3 +128,69 @@ def test_markdown_and_latex_escape_spec_text() -> None:
     assert markdown(grid).splitlines()[2] == "| a\\|b | 1 |"
     assert latex_escape("$x$×3×θ a_b") == r"\$x\$$\times$3$\times\theta$ a\_b"
     assert latex_escape("3×3×8") == r"3$\times$3$\times$8"
+
+
+# --- whole-model guards, before anything is allocated or run -----------------------------
+
+HEADS = (
+    "input: 8x8x1\nhead: flatten -> fc 46000 -> fc 46000 -> fc 46000 -> fc 46000 -> fc 6\n"
+    "| Type | Filter Shape |\n|---|---|\n| Conv | 3x3x1x4 |\n"
+)
+KERNEL = (
+    "input: 1024x1024x3\nhead: flatten -> fc 6\n| Type | Filter Shape |\n|---|---|\n"
+    "| Conv, stride 2 | 513x513x3x16 |\n| avg pool 256 | |\n"
+)
+
+
+def test_three_head_layers_that_each_fit_do_not_fit_together(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    path = tmp_path / "heads.spec"
+    path.write_text(HEADS, encoding="utf-8")
+    result = cli("compile", path)
+    assert result.code == 1
+    assert result.err.splitlines()[0] == (
+        f"{path}:2:7: error: the transformer needs 23.7 GiB in float32 (6,355,084,046 parameters"
+        " and a largest feature map of 46,000 values at batch 1), over the budget of 8.0 GiB;"
+        " the largest part is 'Linear(46000, 46000)'; check the Filter Shape and the input size,"
+        " or set LSTNDSL_MAX_GIB to build it"
+    )
+
+
+@pytest.mark.parametrize("command", ["compile", "profile"])
+def test_a_513_kernel_at_1024_px_is_refused_before_it_runs(
+    tmp_path: Path,
+    cli,  # type: ignore[no-untyped-def]
+    command: str,
+) -> None:
+    pytest.importorskip("torch")
+    path = tmp_path / "k.spec"
+    path.write_text(KERNEL, encoding="utf-8")
+    result = cli(command, path)
+    assert result.code == 1
+    assert result.err.splitlines()[0].startswith(
+        f"{path}:5:3: error: the transformer takes 828 GMACs per image, over the budget of"
+        " 250 GMACs"
+    )
+
+
+def test_the_budgets_can_be_raised_deliberately(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiler = pytest.importorskip("compiler")
+    compiler.build(lstndsl.load(SPECS / "stn.spec"))  # 0.08 GMACs, 3.3 MB: within the budgets
+    monkeypatch.setenv("LSTNDSL_MAX_GMACS", "0.001")
+    with pytest.raises(lstndsl.LstnError, match="over the budget of 0 GMACs"):
+        compiler.build(lstndsl.load(SPECS / "stn.spec"))
+    monkeypatch.setenv("LSTNDSL_MAX_GMACS", "-1")
+    with pytest.raises(UsageError, match="LSTNDSL_MAX_GMACS must be a positive number"):
+        compiler.build(lstndsl.load(SPECS / "stn.spec"))
+
+
+def test_a_huge_num_classes_is_refused_before_it_is_allocated(cli) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    spec = SPECS / "stn.spec"
+    result = cli("compile", spec, "--backbone", "resnet18", "--num-classes", "100000000")
+    assert result.code == 2
+    assert result.err == (
+        "lstndsl: error: the backbone resnet18 with --num-classes 100,000,000 has 51,311,176,512"
+        " parameters (191.1 GiB in float32), over the budget of 8.0 GiB; check --num-classes,"
+        " or set LSTNDSL_MAX_GIB to build it\n"
+    )
