@@ -63,7 +63,7 @@ def test_bad_backbone_options_are_a_usage_error() -> None:
 def test_bad_input_sizes_are_usage_errors(size: object) -> None:
     compiler = pytest.importorskip("compiler")
     spec = lstndsl.load(SPECS / "lstn.spec")
-    with pytest.raises(UsageError, match="input_size must be|is not positive"):
+    with pytest.raises(UsageError, match=r"input_size must be|is not positive"):
         compiler.build(spec, input_size=size)  # type: ignore[arg-type]
 
 
