@@ -154,7 +154,7 @@ def format_diagnostics(
         codes = sorted({d.code for d in rest if d.code})
         like = f" ({', '.join(codes)})" if codes else ""
         out.append(
-            f"{rest[0].path}: and {len(rest):,} more like it{like}: {kinds} not shown;"
+            f"{visible(rest[0].path)}: and {len(rest):,} more like it{like}: {kinds} not shown;"
             " lstndsl check --json lists every one"
         )
     return out
