@@ -55,8 +55,12 @@ def as_flags() -> Iterator[None]:
         raise UsageError(message) from err
 
 
-def check_output_file(output: Path, inputs: list[str | None]) -> None:
-    """-o must be a file of its own: not a directory, not one of this command's inputs."""
+def check_output_file(given: str | Path | None, inputs: list[str | None]) -> None:
+    """-o must be a file of its own: not a directory, not one of this command's inputs
+    (None: no -o, nothing to check)."""
+    if given is None:
+        return
+    output = Path(given)
     if output.is_dir():
         raise UsageError(f"-o {output} is a directory; give the file to write, e.g. model.onnx")
     parent = output.parent if str(output.parent) else Path(".")

@@ -96,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     from compiler.build import build, check_backbone_args
 
-    if args.output:
-        check_output_file(Path(args.output), list(args.specs))
+    check_output_file(args.output, list(args.specs))
     with as_flags():
         check_backbone_args(args.backbone, args.num_classes)
         specs = [parser.parse_file(path) for path in args.specs]
