@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compiler import backbones, placement, transforms
+from compiler import backbones, budget, placement, transforms
 from compiler.layers import build_chain
 from compiler.stn import INPUT, SpatialTransformer, STNModel
 from lstndsl import check, ir
@@ -112,10 +112,6 @@ def analyze_for_build(spec: ir.Spec, input_size: InputSize = None) -> check.Anal
     return analysis
 
 
-#: the most float32 elements one tensor of a compiled spatial transformer may hold (8 GiB)
-MAX_ELEMENTS = 2**31
-
-
 def _error(
     spec: ir.Spec, message: str, pos: ir.Pos | None, hint: str | None, code: str
 ) -> Diagnostic:
@@ -123,36 +119,9 @@ def _error(
     return Diagnostic("error", message, spec.path, p.line, p.column, hint, code=code)
 
 
-def _guard_size(spec: ir.Spec, analysis: check.Analysis) -> None:
-    """Refuse, at the first row where it happens, a net whose weights or one image's feature
-    map would not fit in memory (a mistyped 100000-channel conv), instead of dying in the
-    allocator."""
-    places: list[tuple[str, int, int, ir.Pos | None]] = [
-        (rr.row.type.text, rr.params, _numel(rr.output or ()), rr.row.type.pos)
-        for rr in analysis.rows
-    ]
-    places += [(r.name, r.params, _numel(r.output), spec.head_pos) for r in analysis.head]
-    for what, params, elements, pos in places:
-        if max(params, elements) > MAX_ELEMENTS:
-            count, size = max((params, "parameters"), (elements, "output elements per image"))
-            gib = count * 4 / 2**30
-            message = (
-                f"'{what}' has {count:,} {size} ({gib:,.0f} GiB in float32): too large to build"
-            )
-            hint = "check the Filter Shape and the input size"
-            raise CompileError([_error(spec, message, pos, hint, "too-large")], spec.source)
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def build_stn(spec: ir.Spec, analysis: check.Analysis) -> SpatialTransformer:
     """The spec's spatial transformer at the analysis' size, at the identity transform."""
-    _guard_size(spec, analysis)
+    budget.guard_stn(spec, analysis)
     localization = nn.Sequential()
     for i, rr in enumerate(analysis.rows, start=1):
         kinds = "_".join(dict.fromkeys(r.layer.kind for r in rr.layers))
@@ -312,6 +281,22 @@ def _chain(specs: list[ir.Spec], input_size: InputSize) -> nn.Module:
     return model
 
 
+def _create_backbone(
+    name: str, num_classes: int | None, options: dict[str, Any], given: set[str]
+) -> nn.Module:
+    """backbones.create, with an option the library does not take (timm's and torchvision's
+    TypeError, or a ValueError about its value) as a UsageError that names the options."""
+    try:
+        budget.guard_backbone(
+            name, num_classes, lambda: backbones.create(name, num_classes=num_classes, **options)
+        )
+        return backbones.create(name, num_classes=num_classes, **options)
+    except (TypeError, ValueError) as err:
+        named = ", ".join(f"{k}={options[k]!r}" for k in sorted(given)) or "its defaults"
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"the backbone {name} cannot be built with {named}: {reason}") from None
+
+
 def build(
     spec: Specs,
     backbone: str | None = None,
@@ -337,12 +322,13 @@ def build(
             return compile_stn(specs[0], size)
         return _chain(specs, size)
     image = model_input(specs, backbone, size)
+    given = set(backbone_options)
     backbone_options.setdefault("in_chans", image[0])
     if image[1] == image[2]:
         backbone_options.setdefault("input_size", image[1])
     # the backbone first: under one seed it starts from the same weights with or without
     # spatial transformers (the trainer's baselines rely on it)
-    net = backbones.create(backbone, num_classes=num_classes, **backbone_options)
+    net = _create_backbone(backbone, num_classes, backbone_options, given)
     sites = [s.at for s in specs if s.at != INPUT]
     probes = _probe(specs, net, image, sites)
     stns: list[SpatialTransformer] = []

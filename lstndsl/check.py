@@ -13,6 +13,7 @@ checked at the declared size (parameters of size-independent layers always are).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -317,6 +318,47 @@ class _Walker:
             severity="warning",
         )
 
+    def input_warnings(self) -> None:
+        """`input: 28x28` assumes 3 channels; `input: 1x28x28` is PyTorch's C×H×W order read
+        as H×W×C. Warnings, not errors: both are legal specs (an RGB input, a 1-pixel-high
+        image), but a newcomer means something else by them more often than not."""
+        size = self.spec.input
+        h, w, c = size.height, size.width, size.channels
+        if not size.channels_written:
+            self.diag(
+                f"the input has no channel count: read as {h}×{w}×3 (RGB)",
+                size.pos,
+                f"write 'input: {h}x{w}x3' to say so, or 'input: {h}x{w}x1' for grayscale",
+                code="input-channels",
+                severity="warning",
+            )
+        elif h in (1, 3, 4) and w == c and c > 4:
+            self.diag(
+                f"input {h}×{w}×{c} reads as height {h}, width {w}, {c} channels",
+                size.pos,
+                f"the order is H×W×C; for PyTorch's C×H×W = {h}×{w}×{c} write 'input: {w}x{c}x{h}'",
+                code="input-order",
+                severity="warning",
+            )
+
+    def total_counts_the_head(self) -> None:
+        """A Total that is the localization net plus the head (what torchsummary prints for the
+        whole transformer) gets the hint that the Total counts the localization net only."""
+        total = self.spec.total
+        if total is None or not self.complete or not self.head:
+            return
+        head = sum(r.params for r in self.head)
+        if total.total != sum(self.effective) + head:
+            return
+        for i, d in enumerate(self.diags):
+            if d.code == "total":
+                hint = (
+                    f"the Total counts the localization net only ({sum(self.effective)});"
+                    f" {total.total} is the localization net plus the head ({head}), what"
+                    " torchsummary prints for the whole transformer"
+                )
+                self.diags[i] = dataclasses.replace(d, hint=hint)
+
     def _all_layers(self) -> Iterator[tuple[Any, int]]:
         for row in self.spec.rows:
             for layer in row.layers:
@@ -340,6 +382,8 @@ def analyze(spec: ir.Spec, input_size: tuple[int, int] | None = None) -> Analysi
     walker.head_chain()
     walker.warnings()
     walker.dead_biases()
+    walker.input_warnings()
+    walker.total_counts_the_head()
     diags = walker.diags
     result = walker
     shape = declared_shape

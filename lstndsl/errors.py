@@ -14,6 +14,7 @@ This module imports nothing heavy; the language layer never imports torch.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -36,18 +37,21 @@ class Diagnostic:
     #: a short stable name for the check that produced it (tests and --json use it)
     code: str = ""
 
-    def format(self, source: str | None = None) -> str:
-        """`path:line:col: error: message (hint)`, then the source line and a caret if given."""
-        where = f"{self.path}:{self.line}:{self.column}" if self.line > 0 else self.path
-        text = f"{where}: {self.severity}: {self.message}"  # line 0: not about a spec line
+    def format(self, source: str | SourceLines | None = None) -> str:
+        """`path:line:col: error: message (hint)`, then the source line and a caret if given.
+        Invisible characters in the message are escaped (\\x0b, \\u2028); give a SourceLines
+        when formatting many diagnostics of one spec (a str is split again on every call)."""
+        path = visible(self.path)
+        where = f"{path}:{self.line}:{self.column}" if self.line > 0 else path
+        text = f"{where}: {self.severity}: {_clipped(visible(self.message))}"  # line 0: no line
         if self.hint:
-            text += f"; {self.hint}"
+            text += f"; {_clipped(visible(self.hint))}"
         if source is not None:
-            lines = source.splitlines()
-            if 1 <= self.line <= len(lines):
-                src = lines[self.line - 1].expandtabs(1)
+            lines = source if isinstance(source, SourceLines) else SourceLines(source)
+            shown = lines.show(self.line, self.column, self.width)
+            if shown is not None:
+                src, caret = shown
                 gutter = f"{self.line:>5} | "
-                caret = " " * (self.column - 1) + "^" + "~" * max(0, self.width - 1)
                 text += f"\n{gutter}{src}\n{' ' * (len(gutter) - 2)}| {caret}"
         return text
 
@@ -61,6 +65,99 @@ class Diagnostic:
             "message": self.message,
             "hint": self.hint,
         }
+
+
+#: how many diagnostics a command prints for one spec before it says how many more there are
+MAX_SHOWN = 30
+#: the widest source line shown under a caret; a longer one is clipped around the column
+MAX_SHOWN_WIDTH = 120
+
+
+def _invisible(ch: str) -> bool:
+    """Characters a terminal would not show as themselves: controls, format characters
+    (U+200B, U+FEFF), line and paragraph separators, and every space but ' '."""
+    cat = unicodedata.category(ch)
+    return cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ")
+
+
+def visible(text: str) -> str:
+    """The text with its invisible characters escaped as Python writes them ('\\x0b',
+    '\\u2028'), so a message never hides, breaks or reorders a line."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if _invisible(ch) else ch for ch in text
+    )
+
+
+def _clipped(text: str, most: int = 400) -> str:
+    """A message quoting 100,000 characters of a spec, cut in its middle."""
+    if len(text) <= most:
+        return text
+    return text[: most // 2] + f" …({len(text) - most:,} characters)… " + text[-most // 2 :]
+
+
+def _placeholder(ch: str) -> str:
+    """One visible column for an invisible character in a shown source line (the caret below
+    counts columns as the parser does: one per character)."""
+    if ch == "\t":
+        return " "
+    if ord(ch) < 0x20:
+        return chr(0x2400 + ord(ch))  # the Unicode control pictures: ␋ ␌
+    return "\N{REPLACEMENT CHARACTER}" if _invisible(ch) else ch
+
+
+class SourceLines:
+    """A spec's text split into lines once, the way the parser counts them: at '\\n' only (a
+    trailing '\\r' belongs to the line ending). Form feeds, vertical tabs and U+2028 are not
+    line breaks to the grammar, so they are none here either."""
+
+    def __init__(self, source: str) -> None:
+        self.lines = [line.removesuffix("\r") for line in source.split("\n")]
+
+    def show(self, line: int, column: int, width: int = 1) -> tuple[str, str] | None:
+        """The line, made visible and clipped around `column`, and its caret line; None when
+        the spec has no such line."""
+        if not 1 <= line <= len(self.lines):
+            return None
+        src = self.lines[line - 1]
+        start = 0
+        if len(src) > MAX_SHOWN_WIDTH:  # clip around the column, say so with an ellipsis
+            start = max(0, min(column - 1 - MAX_SHOWN_WIDTH // 2, len(src) - MAX_SHOWN_WIDTH))
+        part = src[start : start + MAX_SHOWN_WIDTH]
+        shown = "".join(_placeholder(ch) if not ch.isprintable() else ch for ch in part)
+        pad = 0
+        if start > 0:
+            shown, pad = "…" + shown, 1
+        if start + MAX_SHOWN_WIDTH < len(src):
+            shown += "…"
+        col = max(1, column - start + pad)
+        span = max(1, min(width, len(shown) - col + 1))
+        return shown, " " * (col - 1) + "^" + "~" * (span - 1)
+
+
+def format_diagnostics(
+    diags: Sequence[Diagnostic], source: str | None = None, limit: int | None = MAX_SHOWN
+) -> list[str]:
+    """Every diagnostic formatted, sorted by position, the source split once: linear in the
+    spec. Past `limit`, one line says how many more there are, and of which kinds."""
+    lines = SourceLines(source) if source is not None else None
+    ordered = sorted_diagnostics(diags)
+    shown = ordered if limit is None else ordered[:limit]
+    out = [d.format(lines if d.line > 0 else None) for d in shown]
+    rest = ordered[len(shown) :]
+    if rest:
+        counts: dict[str, int] = {}
+        for d in rest:
+            counts[d.severity] = counts.get(d.severity, 0) + 1
+        kinds = ", ".join(f"{n:,} {sev}{'s' * (n != 1)}" for sev, n in counts.items())
+        codes = sorted({d.code for d in rest if d.code})
+        like = f" ({', '.join(codes)})" if codes else ""
+        out.append(
+            f"{visible(rest[0].path)}: and {len(rest):,} more like it{like}: {kinds} not shown;"
+            " lstndsl check --json lists every one"
+        )
+    return out
 
 
 class LstnError(Exception):

@@ -81,6 +81,20 @@ def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
     return _render(doc, header, data, titles, grid)
 
 
+def _separator(written: str, widths: list[int]) -> str:
+    """The delimiter row at the new widths, each column's alignment colons kept (`:---`,
+    `:---:`, `---:`): only the dashes change."""
+    body = written.split("#", 1)[0].strip().removeprefix("|").removesuffix("|")
+    marks = [cell.strip() for cell in body.split("|")]
+    out = []
+    for i, w in enumerate(widths):
+        mark = marks[i] if i < len(marks) else ""
+        left, right = mark.startswith(":"), mark.endswith(":") and len(mark) > 1
+        dashes = "-" * (w + 2 - left - right)
+        out.append((":" if left else "") + dashes + (":" if right else ""))
+    return "|" + "|".join(out) + "|"
+
+
 def _blank(cell: str) -> bool:
     return cell.strip() in {"", "-", "—", "–"}
 
@@ -103,9 +117,8 @@ def _render(
     rendered = {header.line: line(rows[0])}
     for raw, cells in zip(data, rows[1:], strict=True):
         rendered[raw.line] = line(cells)
-    separator = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     for sep_line in doc.separator_lines[:1]:
-        rendered[sep_line] = separator
+        rendered[sep_line] = _separator(lines[sep_line - 1], widths)
     for number, new in rendered.items():
         old = lines[number - 1]
         eol = "\r" if old.endswith("\r") else ""  # keep CRLF files CRLF

@@ -241,7 +241,9 @@ class Headers(Words):
                 code="bad-header",
             )
             return None
-        return ir.InputSize(height=h, width=w, channels=c, pos=header.value_pos)
+        return ir.InputSize(
+            height=h, width=w, channels=c, channels_written=len(dims) == 3, pos=header.value_pos
+        )
 
 
 def _article(word: str) -> str:

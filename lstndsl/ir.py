@@ -288,6 +288,8 @@ class InputSize(_Node):
     height: Annotated[int, Field(ge=1)]
     width: Annotated[int, Field(ge=1)]
     channels: Annotated[int, Field(ge=1)] = 3
+    channels_written: bool = True
+    """False for `input: 28x28` or `input: 224`: the 3 channels are assumed (check warns)."""
     pos: Pos | None = None
 
     @property

@@ -56,11 +56,15 @@ def mega(n: int, digits: int = 2) -> str:
 # --- formats ------------------------------------------------------------------------------
 
 
+def markdown_cell(text: str) -> str:
+    """A cell's text safe in a Markdown table: a '|' in a name would start a new column."""
+    return text.replace("|", "\\|")
+
+
 def markdown(grid: Grid) -> str:
-    widths = [
-        max(len(c) for c in [grid.header[i], *(r[i] for r in grid.rows)])
-        for i in range(len(grid.header))
-    ]
+    header = [markdown_cell(c) for c in grid.header]
+    rows = [[markdown_cell(c) for c in r] for r in grid.rows]
+    widths = [max(len(c) for c in [header[i], *(r[i] for r in rows)]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
         padded = [
@@ -77,7 +81,7 @@ def markdown(grid: Grid) -> str:
     out = []
     if grid.caption:
         out += [grid.caption, ""]
-    out += [line(grid.header), rule, *(line(r) for r in grid.rows)]
+    out += [line(header), rule, *(line(r) for r in rows)]
     if grid.notes:
         out += ["", *grid.notes]
     return "\n".join(out) + "\n"
@@ -102,14 +106,28 @@ _LATEX_SPECIAL = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
-    "×": r"$\times$",
-    "θ": r"$\theta$",
-    "→": r"$\rightarrow$",
 }
+#: characters written in math mode; a run of them shares one pair of dollars
+_LATEX_MATH = {"×": r"\times", "θ": r"\theta", "→": r"\rightarrow"}
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text).replace(r"$$", "")
+    """Text safe in LaTeX: specials escaped (a '$' of the spec is a literal \\$), ×, θ and →
+    in math mode, a run of them in one $…$ (never by merging dollars, which would eat an
+    escaped one: '$x$×' is \\$x\\$$\\times$)."""
+    out: list[str] = []
+    math: list[str] = []
+    for ch in text:
+        if ch in _LATEX_MATH:
+            math.append(_LATEX_MATH[ch])
+            continue
+        if math:
+            out.append("$" + "".join(math) + "$")
+            math = []
+        out.append(_LATEX_SPECIAL.get(ch, ch))
+    if math:
+        out.append("$" + "".join(math) + "$")
+    return "".join(out)
 
 
 def latex(grid: Grid) -> str:

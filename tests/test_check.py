@@ -536,3 +536,63 @@ def test_rare_tps_and_stage2_specs_check_clean_with_the_reference_counts() -> No
     stage2 = analyze(load(specs / "stage2.spec"))
     assert stage2.errors == [] and stage2.spec.at == "layer2"
     assert stage2.input == (128, 28, 28)
+
+
+# --- messages a newcomer needs (issue 9) ---------------------------------------------------
+
+
+def test_a_total_of_localization_plus_head_says_what_the_total_counts() -> None:
+    rows = "| Conv + ReLU | 3x3x3x8 | 30x30x8 | 224 |\n| Total | | | 43,430 |\n"
+    a = run(rows)
+    (d,) = a.errors
+    assert (d.line, d.column, d.code) == (6, 15, "total")
+    assert d.hint == (
+        "the Total counts the localization net only (224); 43430 is the localization net plus"
+        " the head (43206), what torchsummary prints for the whole transformer"
+    )
+    # any other wrong Total keeps the plain hint
+    (d,) = run(rows.replace("43,430", "43,431")).errors
+    assert d.hint == "the rows add up to 224"
+
+
+@pytest.mark.parametrize(
+    ("written", "code", "message", "hint"),
+    [
+        (
+            "1x28x28",
+            "input-order",
+            "input 1×28×28 reads as height 1, width 28, 28 channels",
+            "the order is H×W×C; for PyTorch's C×H×W = 1×28×28 write 'input: 28x28x1'",
+        ),
+        (
+            "3 x 224 x 224",
+            "input-order",
+            "input 3×224×224 reads as height 3, width 224, 224 channels",
+            "the order is H×W×C; for PyTorch's C×H×W = 3×224×224 write 'input: 224x224x3'",
+        ),
+        (
+            "28x28",
+            "input-channels",
+            "the input has no channel count: read as 28×28×3 (RGB)",
+            "write 'input: 28x28x3' to say so, or 'input: 28x28x1' for grayscale",
+        ),
+        (
+            "64",
+            "input-channels",
+            "the input has no channel count: read as 64×64×3 (RGB)",
+            "write 'input: 64x64x3' to say so, or 'input: 64x64x1' for grayscale",
+        ),
+    ],
+)
+def test_input_sizes_a_newcomer_misreads_are_warned_at_the_input(
+    written: str, code: str, message: str, hint: str
+) -> None:
+    a = run("| ReLU | | | |\n", header=f"input: {written}\nhead: flatten -> fc 6\n")
+    warned = [d for d in a.warnings if d.code == code]
+    assert [(d.line, d.column, d.message, d.hint) for d in warned] == [(1, 8, message, hint)]
+
+
+@pytest.mark.parametrize("written", ["28x28x1", "224x224x3", "1x1x3", "3x3x3"])
+def test_plain_input_sizes_are_not_warned(written: str) -> None:
+    a = run("| ReLU | | | |\n", header=f"input: {written}\nhead: flatten -> fc 6\n")
+    assert not [d for d in a.warnings if d.code.startswith("input")]

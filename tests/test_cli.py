@@ -339,10 +339,10 @@ def test_permission_denied_exits_2(
     """An unreadable file (simulated: these tests may run as root, who reads anything)."""
     path = write_spec(CLEAN)
 
-    def denied(self: Path) -> bytes:
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)
     r = cli("check", path)
     assert r.code == 2
     first = diagnostic_lines(r.err)[0]

@@ -48,7 +48,9 @@ def test_columns_are_aligned_and_everything_else_is_kept() -> None:
     assert len(rows) == 5
     assert len({tuple(pipe_columns(r)) for r in rows}) == 1  # every pipe in one column
     assert rows[0] == "| Type               | Filter Shape  | Output Shape | Parameters |"
-    assert rows[1] == "|--------------------|---------------|--------------|------------|"
+    assert (
+        rows[1] == "|:-------------------|:-------------:|-------------:|------------|"
+    )  # colons kept
     assert rows[2] == "| Conv, BN + ReLU    | 3 × 3 × 3 × 4 | 30 × 30 × 4  | 112+8      |"
     # header lines, comments and the blank line stay as written; row comments are kept
     assert out.splitlines()[:5] == RAGGED.splitlines()[:5]

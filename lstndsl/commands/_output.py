@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
-from lstndsl.errors import Diagnostic, UsageError, sorted_diagnostics
+from lstndsl.errors import Diagnostic, UsageError, format_diagnostics
 
 
 def print_diagnostics(
     diags: Sequence[Diagnostic], source: str | None = None, stream: TextIO | None = None
 ) -> None:
-    """Each diagnostic as `path:line:col: severity: message`, then its source line and a caret."""
+    """Each diagnostic as `path:line:col: severity: message`, then its source line and a caret;
+    past errors.MAX_SHOWN of them, one line that says how many more."""
     out = stream or sys.stderr
-    for d in sorted_diagnostics(diags):
-        print(d.format(source if d.line > 0 else None), file=out)
+    for text in format_diagnostics(diags, source):
+        print(text, file=out)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -49,6 +53,49 @@ def as_flags() -> Iterator[None]:
         if message == err.diagnostics[0].message:
             raise
         raise UsageError(message) from err
+
+
+def check_output_file(given: str | Path | None, inputs: list[str | None]) -> None:
+    """-o must be a file of its own: not a directory, not one of this command's inputs
+    (None: no -o, nothing to check)."""
+    if given is None:
+        return
+    output = Path(given)
+    if output.is_dir():
+        raise UsageError(f"-o {output} is a directory; give the file to write, e.g. model.onnx")
+    parent = output.parent if str(output.parent) else Path(".")
+    if parent.is_dir() and not os.access(parent, os.W_OK):
+        why = "a read-only file system" if _read_only(parent) else "not writable"
+        raise UsageError(f"cannot write -o {output}: its directory {parent} is {why}")
+    for given in inputs:
+        if given and Path(given).exists() and output.exists() and os.path.samefile(given, output):
+            raise UsageError(f"-o {output} is one of the inputs ({given}): it would be overwritten")
+
+
+def _read_only(directory: Path) -> bool:
+    return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+
+
+def write_atomic(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write `text` to `path` so that a crash leaves the old file or the new one, never half:
+    a temporary file beside it, flushed to disk, then renamed over it (keeping its mode)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding=encoding, newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def num(n: int | float) -> str:

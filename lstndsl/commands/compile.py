@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from lstndsl import check, parser
-from lstndsl.commands._output import as_flags, dump_json, human, num, parse_size, table
+from lstndsl.commands._output import (
+    as_flags,
+    check_output_file,
+    dump_json,
+    human,
+    num,
+    parse_size,
+    table,
+)
 from lstndsl.errors import UsageError
 from lstndsl.ir import format_shape
 
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     from compiler.build import build, check_backbone_args
 
+    check_output_file(args.output, list(args.specs))
     with as_flags():
         check_backbone_args(args.backbone, args.num_classes)
         specs = [parser.parse_file(path) for path in args.specs]

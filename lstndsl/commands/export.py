@@ -13,12 +13,18 @@ format comes from the extension (`.onnx`, `.pt2`) or `--format`. The file maps `
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
 from lstndsl import parser
-from lstndsl.commands._output import as_flags, dump_json, num, parse_size
+from lstndsl.commands._output import (
+    as_flags,
+    check_output_file,
+    dump_json,
+    num,
+    parse_size,
+    write_atomic,
+)
 from lstndsl.errors import UsageError
 from lstndsl.ir import format_shape
 
@@ -64,30 +70,13 @@ def _load_weights(model: Any, path: str) -> None:
         ) from err
 
 
-def _check_output(output: Path, inputs: list[str | None]) -> None:
-    """-o must be a file of its own: not a directory, not one of this command's inputs."""
-    if output.is_dir():
-        raise UsageError(f"-o {output} is a directory; give the file to write, e.g. model.onnx")
-    parent = output.parent if str(output.parent) else Path(".")
-    if parent.is_dir() and not os.access(parent, os.W_OK):
-        why = "a read-only file system" if _read_only(parent) else "not writable"
-        raise UsageError(f"cannot write -o {output}: its directory {parent} is {why}")
-    for given in inputs:
-        if given and Path(given).exists() and output.exists() and os.path.samefile(given, output):
-            raise UsageError(f"-o {output} is one of the inputs ({given}): it would be overwritten")
-
-
-def _read_only(directory: Path) -> bool:
-    return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
-
-
 def run(args: argparse.Namespace) -> int:
     from compiler.build import build, check_backbone_args, model_input
     from compiler.export import OPSET, export, format_of, output_names
     from compiler.fuse import count_batchnorms, fuse
 
     fmt = format_of(args.output, args.format)
-    _check_output(Path(args.output), [*args.specs, args.weights])
+    check_output_file(Path(args.output), [*args.specs, args.weights])
     with as_flags():
         check_backbone_args(args.backbone, args.num_classes)
         specs = [parser.parse_file(path) for path in args.specs]
@@ -185,7 +174,7 @@ def emit_or_fuse(
             print(code, end="")
             return None, ""
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(code, encoding="utf-8")
+        write_atomic(Path(args.output), code)
         return model, "standalone PyTorch source"
     from compiler.fuse import count_batchnorms, fuse
 
