@@ -42,43 +42,49 @@ def format_spec(text: str, path: str = "<spec>", fill: bool = False) -> str:
     grid: list[list[str]] = [[c.text for c in r.cells] for r in data]
 
     if fill:
-        for col in ("output", "params"):
-            if col not in columns:
-                columns.append(col)
-                titles.append(COLUMN_TITLES[col])
-                for cells in grid:
-                    cells.append("")
-        try:
-            spec = build_spec(doc)
-        except SpecInputError as err:
-            err.source = doc.source
-            raise
-        analysis = check.analyze(spec)
-        if analysis.errors:  # after a mismatch, "inferred" would follow a misprint: refuse
-            raise SpecCheckError(analysis.errors, doc.source)
-        times, dollars = _times([c for r in grid for c in r])
-        results = iter(analysis.rows)
-        total_params = analysis.params_localization if analysis.complete else None
-        type_col = columns.index("type")
-        for cells in grid:
-            while len(cells) < len(columns):
-                cells.append("")
-            is_total = catalog.normalize(cells[type_col]) in {"total", "sum"}
-            if is_total:
-                if _blank(cells[columns.index("params")]) and total_params is not None:
-                    cells[columns.index("params")] = str(total_params)
-                continue
-            result = next(results, None)
-            if result is None or result.output is None:
-                continue
-            out_col, par_col = columns.index("output"), columns.index("params")
-            if _blank(cells[out_col]):
-                shape = format_shape(result.output, times)
-                cells[out_col] = f"${shape}$" if dollars and len(result.output) > 1 else shape
-            if _blank(cells[par_col]):
-                terms = result.param_terms
-                cells[par_col] = "+".join(map(str, terms)) if terms else "0"
+        _fill(doc, columns, titles, grid)
     return _render(doc, header, data, titles, grid)
+
+
+def _fill(
+    doc: parser.Document, columns: list[str], titles: list[str], grid: list[list[str]]
+) -> None:
+    """Write the inferred Output Shape and Parameters into empty cells (and the Total), in the
+    table's own style, adding the two columns if the table lacks them. Refuses a spec whose
+    numbers disagree: "inferred" would follow the misprint."""
+    for col in ("output", "params"):
+        if col not in columns:
+            columns.append(col)
+            titles.append(COLUMN_TITLES[col])
+            for cells in grid:
+                cells.append("")
+    try:
+        spec = build_spec(doc)
+    except SpecInputError as err:
+        err.source = doc.source
+        raise
+    analysis = check.analyze(spec)
+    if analysis.errors:
+        raise SpecCheckError(analysis.errors, doc.source)
+    times, dollars = _times([c for r in grid for c in r])
+    results = iter(analysis.rows)
+    total_params = analysis.params_localization if analysis.complete else None
+    type_col, out_col, par_col = (columns.index(c) for c in ("type", "output", "params"))
+    for cells in grid:
+        cells.extend([""] * (len(columns) - len(cells)))
+        if catalog.normalize(cells[type_col]) in {"total", "sum"}:
+            if _blank(cells[par_col]) and total_params is not None:
+                cells[par_col] = str(total_params)
+            continue
+        result = next(results, None)
+        if result is None or result.output is None:
+            continue
+        if _blank(cells[out_col]):
+            shape = format_shape(result.output, times)
+            cells[out_col] = f"${shape}$" if dollars and len(result.output) > 1 else shape
+        if _blank(cells[par_col]):
+            terms = result.param_terms
+            cells[par_col] = "+".join(map(str, terms)) if terms else "0"
 
 
 def _separator(written: str, widths: list[int]) -> str:

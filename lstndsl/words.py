@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -33,6 +34,16 @@ def word_value(value: Any) -> Any:
 def _longest(vocab: dict[str, Any]) -> int:
     """The longest normalized phrase in `vocab`, in characters."""
     return max(map(len, vocab), default=0)
+
+
+@dataclass
+class _Chain:
+    """The layers of one chain of items as they are read: field dicts ("kind" and "pos"
+    included), the item that set each field, and options written before any layer."""
+
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[dict[str, Item]] = field(default_factory=list)
+    pending: list[tuple[Item, str, Any]] = field(default_factory=list)
 
 
 class Words:
@@ -71,9 +82,7 @@ class Words:
 
     def layers(self, items: tuple[Item, ...], where: str) -> list[Any]:
         """Interpret a chain of items (a Type cell or the head) as layers with their options."""
-        layers: list[dict[str, Any]] = []  # field dicts, "kind" and "pos" included
-        sources: list[dict[str, Item]] = []  # per layer: field -> the item that set it
-        pending: list[tuple[Item, str, Any]] = []  # options written before any layer
+        chain = _Chain()
         ok = True
         for item in items:
             words, values = self._split(item)
@@ -89,102 +98,128 @@ class Words:
             kind, rest = self._match(words, catalog.KIND_WORDS)
             if kind is not None:
                 assert rest is not None
-                values = rest + values
-                entry = catalog.CATALOG[kind]
-                fields: dict[str, Any] = {"kind": kind, "pos": item.pos}
-                src: dict[str, Item] = {}
-                if values and self._joined(item, values):
-                    ok = False
-                elif values:
-                    if entry.value is None or len(values) > 1:
-                        self.error(
-                            f"'{catalog.canonical_word(kind)}' takes "
-                            + ("no value" if entry.value is None else "one value")
-                            + f", not '{' '.join(a.text for a in values)}'",
-                            item.pos,
-                            code="bad-value",
-                        )
-                        ok = False
-                    else:
-                        fields[entry.value] = word_value(values[0].value)
-                        src[entry.value] = item
-                layers.append(fields)
-                sources.append(src)
-                for p_item, f_name, f_value in pending:
-                    if f_name in entry.model.model_fields:
-                        fields[f_name] = f_value
-                        src[f_name] = p_item
-                    else:
-                        self._not_applicable(p_item, f_name, [fields])
-                        ok = False
-                pending = []
+                ok = self._start_layer(chain, item, kind, rest + values) and ok
                 continue
             # an option: the nearest preceding layer that takes it, else the next one
-            targets = list(reversed(range(len(layers))))
-            found = False
-            for idx in targets:
-                vocab = catalog.CATALOG[layers[idx]["kind"]].vocabulary()
-                option, rest = self._match(words, vocab)
-                if option is None:
-                    continue
-                assert rest is not None
-                name, fixed = option
-                value = (
-                    BAD
-                    if self._joined(item, rest + values)
-                    else self._option_value(item, name, fixed, rest + values)
-                )
-                if value is BAD:
-                    ok = False
-                elif name in sources[idx]:
-                    self.error(
-                        f"'{item.text}' sets {name.replace('_', ' ')} again",
-                        item.pos,
-                        f"it was set by '{sources[idx][name].text}'",
-                        code="duplicate-option",
-                    )
-                    ok = False
-                else:
-                    layers[idx][name] = value
-                    sources[idx][name] = item
-                found = True
-                break
-            if found:
+            attached = self._attach(chain, item, words, values)
+            if attached is not None:
+                ok = attached and ok
                 continue
-            option, rest = self._match(words, _every_option())
-            if option is not None and not layers:
-                assert rest is not None
-                value = self._option_value(item, option[0], option[1], rest + values)
-                if value is not BAD:
-                    pending.append((item, option[0], value))
+            if self._pending(chain, item, words, values):
                 continue
-            if option is not None:
-                self._not_applicable(item, option[0], layers)
-            elif self._not_supported(words, item, where):
-                if not layers:
-                    return []
-            else:
-                phrase = " ".join(a.text for a in words)
-                kind_words = [w for e in catalog.CATALOG.values() for w in e.words]
-                option_words = [k for e in catalog.CATALOG.values() for k in e.options]
+            if self._stray(chain, item, words, where) and not chain.layers:
+                return []  # the unknown word was the layer: its options have no owner
+            ok = False
+        for p_item, f_name, _ in chain.pending:
+            self._not_applicable(p_item, f_name, chain.layers)
+            ok = False
+        return self._build(chain) if ok else []
+
+    def _start_layer(self, chain: _Chain, item: Item, kind: str, values: list[Atom]) -> bool:
+        """A layer word and its value (`fc 32`); options written before it now apply to it."""
+        entry = catalog.CATALOG[kind]
+        fields: dict[str, Any] = {"kind": kind, "pos": item.pos}
+        src: dict[str, Item] = {}
+        ok = True
+        if values and self._joined(item, values):
+            ok = False
+        elif values:
+            if entry.value is None or len(values) > 1:
                 self.error(
-                    f"unknown {where} word '{phrase}'",
+                    f"'{catalog.canonical_word(kind)}' takes "
+                    + ("no value" if entry.value is None else "one value")
+                    + f", not '{' '.join(a.text for a in values)}'",
                     item.pos,
-                    did_you_mean(phrase, kind_words)  # a layer first, then an option
-                    or did_you_mean(phrase, option_words)
-                    or f"layer words: {layer_words()}",
-                    code="unknown-word",
+                    code="bad-value",
                 )
-                if not layers:  # the unknown word was the layer: its options have no owner
-                    return []
-            ok = False
-        for p_item, f_name, _ in pending:
-            self._not_applicable(p_item, f_name, layers)
-            ok = False
-        if not ok:
-            return []
+                ok = False
+            else:
+                fields[entry.value] = word_value(values[0].value)
+                src[entry.value] = item
+        chain.layers.append(fields)
+        chain.sources.append(src)
+        for p_item, f_name, f_value in chain.pending:
+            if f_name in entry.model.model_fields:
+                fields[f_name] = f_value
+                src[f_name] = p_item
+            else:
+                self._not_applicable(p_item, f_name, [fields])
+                ok = False
+        chain.pending = []
+        return ok
+
+    def _attach(
+        self, chain: _Chain, item: Item, words: list[Atom], values: list[Atom]
+    ) -> bool | None:
+        """An option for the nearest preceding layer that takes it: whether it was fine, or
+        None when no layer so far takes it."""
+        for idx in reversed(range(len(chain.layers))):
+            vocab = catalog.CATALOG[chain.layers[idx]["kind"]].vocabulary()
+            option, rest = self._match(words, vocab)
+            if option is None:
+                continue
+            assert rest is not None
+            name, fixed = option
+            value = (
+                BAD
+                if self._joined(item, rest + values)
+                else self._option_value(item, name, fixed, rest + values)
+            )
+            if value is BAD:
+                return False
+            if name in chain.sources[idx]:
+                self.error(
+                    f"'{item.text}' sets {name.replace('_', ' ')} again",
+                    item.pos,
+                    f"it was set by '{chain.sources[idx][name].text}'",
+                    code="duplicate-option",
+                )
+                return False
+            chain.layers[idx][name] = value
+            chain.sources[idx][name] = item
+            return True
+        return None
+
+    def _pending(self, chain: _Chain, item: Item, words: list[Atom], values: list[Atom]) -> bool:
+        """An option before any layer (`stride 2, conv`) waits for the next layer. Whether
+        the item was such an option."""
+        if chain.layers:
+            return False
+        option, rest = self._match(words, _every_option())
+        if option is None:
+            return False
+        assert rest is not None
+        value = self._option_value(item, option[0], option[1], rest + values)
+        if value is not BAD:
+            chain.pending.append((item, option[0], value))
+        return True
+
+    def _stray(self, chain: _Chain, item: Item, words: list[Atom], where: str) -> bool:
+        """An option no layer of the chain takes, or an unknown word: report it. Whether the
+        chain must stop (a word that was meant to be the layer)."""
+        option, _ = self._match(words, _every_option())
+        if option is not None:
+            self._not_applicable(item, option[0], chain.layers)
+            return False
+        if self._not_supported(words, item, where):
+            return True
+        phrase = " ".join(a.text for a in words)
+        kind_words = [w for e in catalog.CATALOG.values() for w in e.words]
+        option_words = [k for e in catalog.CATALOG.values() for k in e.options]
+        self.error(
+            f"unknown {where} word '{phrase}'",
+            item.pos,
+            did_you_mean(phrase, kind_words)  # a layer first, then an option
+            or did_you_mean(phrase, option_words)
+            or f"layer words: {layer_words()}",
+            code="unknown-word",
+        )
+        return True
+
+    def _build(self, chain: _Chain) -> list[Any]:
+        """The IR layers of a chain without problems (none if one fails validation)."""
         built: list[Any] = []
-        for fields, src in zip(layers, sources, strict=True):
+        for fields, src in zip(chain.layers, chain.sources, strict=True):
             layer = self._model(catalog.CATALOG[fields["kind"]].model, fields, src)
             if layer is None:
                 return []
