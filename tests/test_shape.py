@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("lstndsl", "compiler")
 MAX_LINES = 500
