@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +91,8 @@ def main() -> None:
             out = Path(tmp) / f"{len(CONFIGS[name])}-{seed}"
             return seed, name, one_run(CONFIGS[name], seed, args.epochs, out)
 
-        for seed, name, row in pool.map(lambda t: task(*t), tasks):
+        for future in as_completed([pool.submit(task, *t) for t in tasks]):
+            seed, name, row = future.result()
             results[name].append(row)
             print(f"  seed {seed} {name}: " + json.dumps(row), flush=True)
     print("\n| configuration | " + " | ".join(label for _, label in FIELDS) + " |")
