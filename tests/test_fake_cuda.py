@@ -5,12 +5,13 @@ evaluation, θ statistics, θ-recovery error and the pictures' tensor work, run 
 Fake tensors carry shapes, dtypes and devices but no data, so a tensor that meets one on
 another device raises `FakeTensorDeviceMismatchError` exactly where CUDA would raise "Expected
 all tensors to be on the same device" (issue 11: `theta_recovery_error` multiplied the CUDA
-grid by a CPU `torch.tensor([w / 2.0, h / 2.0])`; putting that back fails
-`test_theta_recovery_error_on_fake_cuda` and the step and picture tests). Models are built for
-real on the CPU (the builder's checks run) and then moved with `.to("cuda")` inside the fake
-mode, as the trainer moves them. CUDA autocast needs `torch.cuda` to say it is available and
-supports bf16: the fixture says so (monkeypatched), so autocast really casts (the tests assert
-bf16/fp16 logits), and the model's sampler is checked to stay in float32.
+grid by a CPU `torch.tensor([w / 2.0, h / 2.0])`; putting that back in digits.py fails
+`test_theta_recovery_error_on_fake_cuda`, and putting it in `geometry.pixel_scale`, where the
+pixel scale lives now, also fails the step, evaluation, picture and model tests). Models are
+built for real on the CPU (the builder's checks run) and then moved with `.to("cuda")` inside
+the fake mode, as the trainer moves them. CUDA autocast needs `torch.cuda` to say it is
+available and supports bf16: the fixture says so (monkeypatched), so autocast really casts (the
+tests assert bf16/fp16 logits), and θ is checked to stay in float32.
 
 What is not covered here, and why (where fake tensors cannot run a piece, the seam is cut there):
 - backward and the optimizer step: autograd asks the CUDA driver for a context, so they do
