@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/lstndsl compile specs/lstn.spec
 	@echo; echo "== 4/5  cost: L-STN + ResNet-18, the paper's convention (its GFLOPS are these MACs) and a complete count"
 	$(BIN)/lstndsl profile specs/lstn.spec --backbone resnet18 --num-classes 10
-	@echo; echo "== 5/5  train L-STN + ResNet-18 on 5,000 real MNIST digits, distorted (2 epochs, θ supervised)"
+	@echo; echo "== 5/5  train L-STN + ResNet-18 on RTS MNIST (5,000 real digits rotated, scaled, placed at random; 2 epochs, θ supervised)"
 	rm -rf $(DEMO)
 	$(BIN)/lstndsl train specs/lstn.spec --backbone resnet18 --max-epochs 2 --theta-loss 10 --out $(DEMO)
 	@echo; echo "demo done: $(DEMO)/summary.json, $(DEMO)/metrics.jsonl, and $(DEMO)/pictures/transform-selected.png"

@@ -49,7 +49,6 @@ from compiler.build import build
 from lstndsl.train.baseline import naive_baseline
 from lstndsl.train.data import Dataset, open_dataset
 from lstndsl.train.device import adam_options, autocast, use_channels_last
-from lstndsl.train.model import ThetaNet
 from lstndsl.train.step import step
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +154,7 @@ def lstndsl_arm(
     last = use_channels_last(CPU, flags.channels_last, size)
     if last:
         model = model.to(memory_format=torch.channels_last)
-    net: Any = ThetaNet(model)
+    net: Any = model
     if flags.compile:
         net = torch.compile(net)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **adam_options(CPU))
@@ -177,7 +176,7 @@ def lstndsl_arm(
 
 def transformer_arm(spec: lstndsl.Spec, size: int) -> Callable[[int], None]:
     model = fresh_model(spec, size)
-    stn = cast(nn.Module, model.stn)
+    stn = cast(nn.Module, next(iter(model.transformers.values())))
     optimizer = torch.optim.Adam(stn.parameters(), lr=1e-3, **adam_options(CPU))
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, 3, size, size, generator=gen)

@@ -139,7 +139,8 @@ def build_stn(spec: ir.Spec, analysis: check.Analysis) -> SpatialTransformer:
         raise CompileError([_error(spec, message, spec.head_pos, hint, "head")], spec.source)
     with torch.no_grad():
         last.weight.zero_()
-        last.bias.copy_(torch.tensor(transforms.identity_raw(spec.transform)))
+        identity = transforms.identity_raw(spec.transform)
+        last.bias.copy_(torch.tensor(identity, dtype=last.bias.dtype, device=last.bias.device))
     _, h, w = analysis.input
     stn = SpatialTransformer(localization, head, spec.transform, spec.sampler, (h, w), spec.at)
     stn.analysis = analysis
@@ -184,7 +185,7 @@ def _run_rows(
     stn: SpatialTransformer, analysis: check.Analysis, modules: list[nn.Module], disagree: Any
 ) -> None:
     spec = analysis.spec
-    x = torch.zeros(1, *analysis.input)
+    x = torch.zeros(1, *analysis.input)  # cpu-ok: build-time probe of fresh CPU modules
     for module, rr in zip(modules, analysis.rows, strict=True):
         try:
             x = module(x)

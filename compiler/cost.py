@@ -221,7 +221,7 @@ def count(module: nn.Module, input_shape: Shape, tensor_ops: bool = True) -> lis
             handles.append(m.register_forward_hook(other))
     try:
         with _evaluating(module), _TensorOps(counter):
-            module(torch.zeros(1, *input_shape))
+            module(torch.zeros(1, *input_shape))  # cpu-ok: counted on the CPU
     finally:
         for h in handles:
             h.remove()
@@ -249,7 +249,7 @@ def ptflops_macs(module: nn.Module, input_shape: Shape) -> int:
             shape,
             print_per_layer_stat=False,
             as_strings=False,
-            input_constructor=lambda res: torch.zeros(1, *res),
+            input_constructor=lambda res: torch.zeros(1, *res),  # cpu-ok: counted on the CPU
             ost=chatter,
             custom_modules_hooks={GridSampler: sampler_hook},
             backend="pytorch",

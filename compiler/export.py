@@ -231,6 +231,7 @@ def verify(
     model: nn.Module, path: str | Path, fmt: str, input_shape: tuple[int, ...], batch: int = 3
 ) -> Verification:
     """Run the exported file and the module on one seeded random batch in [0, 1)."""
+    # cpu-ok: the exported file runs on the host (onnxruntime's CPU provider, pt2 on the CPU)
     x = torch.rand(batch, *input_shape, generator=torch.Generator().manual_seed(0))
     got = run_onnx(path, x) if fmt == "onnx" else run_pt2(path, x)
     with torch.no_grad():
@@ -277,6 +278,7 @@ def export(
     fmt = format_of(path, fmt)
     model.eval()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # cpu-ok: export traces the model on the host
     example = torch.rand(example_batch, *input_shape, generator=torch.Generator().manual_seed(1))
     try:
         if fmt == "onnx":

@@ -93,7 +93,7 @@ def _tps_u(d: torch.Tensor) -> torch.Tensor:
 
 def tps_kernel(points: tuple[int, int], size: Size, align_corners: bool) -> torch.Tensor:
     """M, (H·W)×N float32 on the CPU: the TPS grid of control points C' is `M @ C'`."""
-    like = torch.empty(0, dtype=torch.float64)  # solved in float64 on the CPU, on purpose
+    like = torch.empty(0, dtype=torch.float64)  # cpu-ok: solved in float64 on the CPU, once
     c = tps_base_points(points, like)
     n = c.shape[0]
     system = torch.zeros(n + 3, n + 3, dtype=torch.float64)  # cpu-ok: float64 solve, once

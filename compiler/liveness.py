@@ -61,9 +61,12 @@ def _last_linear(stn: SpatialTransformer) -> nn.Linear:
 
 def _loss(out: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     if out.ndim == 2:  # logits: a classification loss on random labels
-        target = torch.randint(0, out.shape[1], (out.shape[0],), generator=generator)
+        shape = (out.shape[0],)
+        target = torch.randint(0, out.shape[1], shape, generator=generator, device=generator.device)
+        target = target.to(out.device)
         return F.cross_entropy(out, target)
-    weights = torch.randn(out.shape, generator=generator)  # an image: any loss that sees it all
+    # an image: any loss that sees it all (drawn where the generator is, used where out is)
+    weights = torch.randn(out.shape, generator=generator, device=generator.device).to(out)
     return (out * weights).mean()
 
 
@@ -183,7 +186,8 @@ def check(
     if analysis is not None and len(stns) == 1:
         next(iter(stns.values())).analysis = analysis
     generator = torch.Generator().manual_seed(seed)
-    x = torch.rand((batch, *_image(model)), generator=generator)
+    x = torch.rand((batch, *_image(model)), generator=generator, device=generator.device)
+    x = x.to(next(model.parameters()).device)
     change = _reaches_output(model, x, stns)
 
     model.train()

@@ -57,7 +57,7 @@ def _probe(
     backbone.eval()
     try:
         with torch.no_grad():
-            backbone(torch.zeros(1, *image))
+            backbone(torch.zeros(1, *image))  # cpu-ok: build-time probe, fresh CPU module
     finally:
         backbone.train(was_training)
         for h in handles:

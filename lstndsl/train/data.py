@@ -137,6 +137,7 @@ class Batch:
 def _resize_matrix(n_in: int, n_out: int) -> torch.Tensor:
     """n_in×n_out weights of bilinear resampling along one axis, antialiased when shrinking:
     exactly `F.interpolate`'s, read off by resizing the identity."""
+    # cpu-ok: resize weights are made once on the host, moved with the batch
     eye = torch.eye(n_in, dtype=torch.float32).view(1, 1, n_in, n_in)
     weights = F.interpolate(
         eye, size=(n_in, n_out), mode="bilinear", antialias=n_out < n_in, align_corners=False
@@ -231,9 +232,9 @@ class Dataset:
         self.split = split
         #: what the user should be told (scaled splits, default sizes)
         self.notes = notes
-        # (pixel/255 - mean)/std as one multiply-add on uint8 values
-        m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)
-        s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)
+        # (pixel/255 - mean)/std as one multiply-add on uint8 values, on the host like the batches
+        m = torch.tensor(mean, dtype=torch.float64).view(1, -1, 1, 1)  # cpu-ok: see above
+        s = torch.tensor(std, dtype=torch.float64).view(1, -1, 1, 1)  # cpu-ok: see above
         self._scale = (1.0 / (255.0 * s)).float()
         self._shift = (-m / s).float()
         self._channels = 3
@@ -319,6 +320,7 @@ class Dataset:
     # --- batches
     def load(self, indices: Sequence[int] | np.ndarray | torch.Tensor, number: int = 0) -> Batch:
         """The examples at these dataset indices, preprocessed, as one batch."""
+        # cpu-ok: batches are made on the host and go to the device whole
         idx = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         stored = self.source.images
         # index_select on the flattened rows: on 4-D uint8 it takes a slow path (100× slower)

@@ -341,7 +341,7 @@ def decode_resized(
     """
     from PIL import Image, UnidentifiedImageError
 
-    out = torch.empty((len(files), 3, size, size), dtype=torch.uint8)
+    out = torch.empty((len(files), 3, size, size), dtype=torch.uint8)  # cpu-ok: decoded images
     target = out.numpy()
 
     def load(i: int) -> tuple[int, int]:
@@ -375,7 +375,7 @@ def _read_folder_tree(
         kind=kind,
         root=root,
         images=images,
-        labels=torch.tensor(labels, dtype=torch.int64),
+        labels=torch.tensor(labels, dtype=torch.int64),  # cpu-ok: the dataset lives on the host
         class_names=classes,
         keys=tuple(p.relative_to(root).as_posix() for p in files),
         native_size=next(iter(sizes)) if len(sizes) == 1 else None,

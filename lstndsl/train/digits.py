@@ -116,9 +116,10 @@ def centre_on_canvas(digits: np.ndarray, canvas: int) -> torch.Tensor:
     n, h, w = digits.shape
     if canvas < max(h, w):
         raise ValueError(f"canvas {canvas} is smaller than the {h}×{w} digits")
-    out = torch.zeros((n, 1, canvas, canvas), dtype=torch.uint8)
     top, left = (canvas - h) // 2, (canvas - w) // 2
-    out[:, 0, top : top + h, left : left + w] = torch.tensor(digits, dtype=torch.uint8)
+    # cpu-ok: the dataset is generated once on the host
+    out = torch.zeros((n, 1, canvas, canvas), dtype=torch.uint8)
+    out[:, 0, top : top + h, left : left + w] = torch.from_numpy(digits.copy())
     return out
 
 

@@ -94,6 +94,7 @@ def broadcast_object(obj: Any) -> Any:
 
 def any_rank(flag: bool) -> bool:
     """True on every rank when `flag` is True on one of them (keeps decisions in step)."""
+    # cpu-ok: a host flag; all_reduce_sum moves it where the backend reduces
     return bool(all_reduce_sum(torch.tensor([1.0 if flag else 0.0])).item() > 0)
 
 

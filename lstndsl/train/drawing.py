@@ -1,7 +1,9 @@
 """The per-epoch picture of what the spatial transformer does: which validation images, the
 transformer's θ and output for them, the ideal θ's output and the θ-recovery error per image.
 
-What it is: `picture_indices` and `draw_transforms` (the tensor work, on the run's device).
+What it is: `picture_indices`, `transform_rows` (the tensor work, on the run's device: one
+function tests/test_fake_cuda.py runs on a fake CUDA device) and `draw_transforms` (that, then
+the host side: captions read back from the device, the figure).
 What it is not: the figure itself (pictures.py draws it with matplotlib).
 """
 
@@ -13,7 +15,7 @@ import numpy as np
 import torch
 
 from lstndsl.ir import Transform
-from lstndsl.train.data import Dataset
+from lstndsl.train.data import Batch, Dataset
 from lstndsl.train.inputs import PICTURES
 from lstndsl.train.state import Run
 from lstndsl.train.thetastats import grid_distance
@@ -27,6 +29,32 @@ def picture_indices(dataset: Dataset, count: int) -> np.ndarray:
 
 
 @torch.no_grad()
+def transform_rows(
+    run: Run, batch: Batch
+) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor | None]:
+    """The picture's rows on the run's device, (label, B×C×H×W in [0, 1]): the inputs, each
+    transformer's output and (if known) the ideal θ's; and the per-image θ-recovery error of
+    the input transformer (B, on the device; None without ideal θ). The model's mode is the
+    caller's."""
+    model = run.model
+    x = batch.images.to(run.device)
+    _, thetas = model(x, return_theta=True)
+    # a transformer on a feature map is drawn on the image: feature maps align with it
+    rows = [("input", run.dataset.denormalize(x))]
+    for name, theta in thetas.items():
+        label = "transformer" if len(thetas) == 1 else f"θ {name}"
+        rows.append((label, run.dataset.denormalize(model.resample(x, theta, name))))
+    supervised = model.input_transformer
+    if batch.theta is None or supervised is None:
+        return rows, None
+    ideal = batch.theta.to(run.device)
+    affine = Transform()  # the data's ideal θ is an affine map, whatever the transformer
+    drawn = model.resample(x, ideal, supervised, affine)
+    rows.append(("ideal θ", run.dataset.denormalize(drawn)))
+    transform = model.transformers[supervised].transform
+    return rows, grid_distance(thetas[supervised], ideal, run.size, transform)
+
+
 def draw_transforms(run: Run, tag: str) -> Path | None:
     """Inputs, what the spatial transformer made of them and (if known) the ideal θ's output."""
     from lstndsl.train.pictures import transform_grid
@@ -37,23 +65,12 @@ def draw_transforms(run: Run, tag: str) -> Path | None:
     batch = run.dataset.load(picture_indices(run.dataset, run.config.pictures))
     was = model.training
     model.eval()
-    x = batch.images.to(run.device)
-    _, thetas = model(x, return_theta=True)
-    # a transformer on a feature map is drawn on the image: feature maps align with it
-    rows = [("input", run.dataset.denormalize(x))]
-    for name, theta in thetas.items():
-        label = "transformer" if len(thetas) == 1 else f"θ {name}"
-        rows.append((label, run.dataset.denormalize(model.resample(x, theta, name))))
+    try:
+        rows, err = transform_rows(run, batch)
+    finally:
+        model.train(was)
     captions = [run.dataset.class_names[int(y)] for y in batch.labels]
-    supervised = model.input_transformer
-    if batch.theta is not None and supervised is not None:
-        ideal = batch.theta.to(run.device)
-        affine = Transform()  # the data's ideal θ is an affine map, whatever the transformer
-        drawn = model.resample(x, ideal, supervised, affine)
-        rows.append(("ideal θ", run.dataset.denormalize(drawn)))
-        transform = model.transformers[supervised].transform
-        err = grid_distance(thetas[supervised], ideal, run.size, transform)
+    if err is not None:  # the one host read of the picture's numbers
         captions = [f"{c} · {e:.1f}px" for c, e in zip(captions, err.tolist(), strict=True)]
-    model.train(was)
     title = f"{run.out.name}: {tag}"
     return transform_grid(run.out / PICTURES / f"transform-{tag}.png", rows, title, captions)

@@ -29,7 +29,6 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from lstndsl.errors import UsageError
 from lstndsl.train import checkpoint as ckpt
@@ -70,7 +69,7 @@ from lstndsl.train.records import early_stop_reason, epoch_record, summary_field
 from lstndsl.train.report import epoch_line, fmt, plan
 from lstndsl.train.saves import restore, save_best, save_last
 from lstndsl.train.state import Run, RunResult, StopTraining
-from lstndsl.train.step import inputs, measure, step
+from lstndsl.train.step import evaluate_batch, inputs, measure, step
 from lstndsl.train.tboard import PICTURE as PICTURE_TAG
 from lstndsl.train.tboard import Board
 from lstndsl.train.thetaloss import ThetaSupervision
@@ -196,20 +195,13 @@ def _warm_up(run: Run, t0: float) -> tuple[float, int]:
 def evaluate(run: Run, split: str) -> Meter:
     """Loss, top-1/top-5, θ statistics and θ-recovery error over a whole split (exact: each
     rank takes every world_size-th example, nothing padded, sums reduced)."""
-    plain = run.model
-    plain.eval()
+    run.model.eval()
     members = run.dataset.split[split][run.ctx.rank :: run.ctx.world_size]
     bs = max(run.config.batch_size, EVAL_BATCH)
     amp = autocast(run.device, run.config.amp)
     meter = Meter()
     for number, start in enumerate(range(0, len(members), bs)):
-        batch = run.dataset.load(members[start : start + bs], number)
-        x, y = inputs(run, batch)
-        with amp():
-            logits, thetas = plain(x, return_theta=True)
-        logits = logits.float()
-        meter.add("loss", F.cross_entropy(logits, y, reduction="sum"))
-        measure(run, meter, batch, logits, thetas)
+        evaluate_batch(run, meter, run.dataset.load(members[start : start + bs], number), amp)
     return meter.reduce(dist.all_reduce_sum)
 
 

@@ -3,7 +3,8 @@
 What it is: `inputs` (a batch onto the run's device and memory format), `step` (forward under
 autocast, cross-entropy in fp32, the θ loss: everything before `backward`, one function a test
 can run under FakeTensorMode on a fake CUDA device, since backward cannot run without a driver),
-and `measure` (accuracy, θ statistics and θ-recovery error of one batch into a `Meter`).
+`evaluate_batch` (one validation or test batch) and `measure` (accuracy, θ statistics and
+θ-recovery error of one batch into a `Meter`); tests/test_fake_cuda.py runs all four there.
 What it is not: the backward pass, the optimizer or the epoch loop (loop.py).
 """
 
@@ -79,6 +80,17 @@ def step(
         out.theta_loss, out.labelled = supervision.masked_loss(theta, indices, size, transform)
         out.loss = ce + theta_weight * out.theta_loss
     return out
+
+
+def evaluate_batch(run: Run, meter: Meter, batch: Batch, amp: Callable[[], Any]) -> None:
+    """One evaluation batch into `meter` (the caller sets eval mode and no_grad): forward of the
+    plain model under `amp()`, the summed cross-entropy in fp32, and `measure`; no host sync."""
+    x, y = inputs(run, batch)
+    with amp():
+        logits, thetas = run.model(x, return_theta=True)
+    logits = logits.float()
+    meter.add("loss", F.cross_entropy(logits, y, reduction="sum"))
+    measure(run, meter, batch, logits, thetas)
 
 
 def measure(

@@ -55,6 +55,7 @@ class ThetaSupervision:
             gen = rng_for(seed, STREAM_THETA_NOISE)
             jitter = gen.normal(0.0, noise, size=tuple(self.targets.shape))
             self.targets += torch.from_numpy(jitter).float()
+        # cpu-ok: built on the host once; masked_loss copies it to each device once
         self.labelled = torch.zeros(n, dtype=torch.bool)
         count = round(labels * len(train_indices))
         if count > 0:
