@@ -165,7 +165,8 @@ def torch_count(model: nn.Module, image: Shape) -> TorchCount:
     """FlopCounterMode's count of one `image` (C, H, W): the forward, then forward + backward."""
     was = model.training
     model.eval()
-    x = torch.zeros(1, *image)
+    param = next(model.parameters(), None)
+    x = torch.zeros(1, *image, device=param.device if param is not None else "cpu")
     try:
         with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FORMULAS) as fwd:
             model(x)
