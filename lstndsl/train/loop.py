@@ -36,7 +36,7 @@ from lstndsl.train import distributed as dist
 from lstndsl.train import resume, rundir
 from lstndsl.train.config import TrainConfig
 from lstndsl.train.cost import model_macs
-from lstndsl.train.data import Dataset, DatasetError, open_dataset
+from lstndsl.train.data import Dataset, DatasetError
 from lstndsl.train.device import (
     autocast,
     check_amp,
@@ -44,19 +44,16 @@ from lstndsl.train.device import (
     select_device,
     set_determinism,
     synchronize,
-    use_channels_last,
 )
 from lstndsl.train.drawing import draw_transforms
 from lstndsl.train.guards import check_can_learn
 from lstndsl.train.inputs import (
-    CONFIG,
     LOG,
     METRICS,
     PICTURES,
     SUMMARY,
     check_inputs,
     read_spec_texts,
-    resolve_image_size,
     resolve_out,
     saved_spec_texts,
     spec_copy_names,
@@ -68,11 +65,11 @@ from lstndsl.train.progress import Console, EpochTimer, ProgressBar
 from lstndsl.train.records import early_stop_reason, epoch_record, summary_fields, test_fields
 from lstndsl.train.report import epoch_line, fmt, plan
 from lstndsl.train.saves import restore, save_best, save_last
+from lstndsl.train.setup import first_files, open_data, place, theta_supervision
 from lstndsl.train.state import Run, RunResult, StopTraining
 from lstndsl.train.step import evaluate_batch, inputs, measure, step
 from lstndsl.train.tboard import PICTURE as PICTURE_TAG
 from lstndsl.train.tboard import Board
-from lstndsl.train.thetaloss import ThetaSupervision
 from lstndsl.train.thetastats import AFFINE, collapse_reason
 
 #: the validation and test sets are evaluated in batches of at least this many images
@@ -126,15 +123,7 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
             label_smoothing=cfg.label_smoothing,
         )
         loss = out.loss
-        bad = not bool(torch.isfinite(loss.detach()))
-        if run.ctx.enabled:
-            bad = dist.any_rank(bad)
-        if bad:
-            bar.close()
-            raise StopTraining(
-                f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {batch.number + 1}"
-                f" (step {prog.step + 1}); {resume.kept_note(run.out)}"
-            )
+        _stop_if_not_finite(run, loss, epoch, batch.number, bar)
         update(
             run.optimizer,
             run.scaler,
@@ -164,21 +153,42 @@ def train_one_epoch(run: Run, epoch: int, start_batch: int, meter: Meter) -> boo
         if cfg.max_steps is not None and prog.step >= cfg.max_steps:
             hit_budget = True
             break
-        # (the epoch's end writes its own checkpoint)
-        every = cfg.checkpoint_every
-        if every and prog.step % every == 0 and prog.batch_in_epoch < total:
-            paused = time.perf_counter()
-            prog.partial = meter.reduce(dist.all_reduce_sum).state()
-            if not run.ctx.is_main:
-                prog.partial = {}
-            save_last(run)
-            t0 += time.perf_counter() - paused  # saving is not training time
+        t0 += _checkpoint_mid_epoch(run, meter, total)  # saving is not training time
     bar.close()
     synchronize(run.device)
     seconds = time.perf_counter() - t0
     prog.train_images += images * run.ctx.world_size
     prog.train_seconds += seconds
     return hit_budget
+
+
+def _stop_if_not_finite(
+    run: Run, loss: torch.Tensor, epoch: int, number: int, bar: ProgressBar
+) -> None:
+    """StopTraining on a non-finite loss (on any rank), before the step that would spread it
+    into the weights."""
+    bad = not bool(torch.isfinite(loss.detach()))
+    if run.ctx.enabled:
+        bad = dist.any_rank(bad)
+    if bad:
+        bar.close()
+        raise StopTraining(
+            f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {number + 1}"
+            f" (step {run.progress.step + 1}); {resume.kept_note(run.out)}"
+        )
+
+
+def _checkpoint_mid_epoch(run: Run, meter: Meter, total: int) -> float:
+    """`--checkpoint-every N`: last.pt every N steps inside an epoch (its end writes its own).
+    Returns the seconds it took (not training time)."""
+    every, prog = run.config.checkpoint_every, run.progress
+    if not (every and prog.step % every == 0 and prog.batch_in_epoch < total):
+        return 0.0
+    paused = time.perf_counter()
+    partial = meter.reduce(dist.all_reduce_sum).state()  # a collective: every rank calls it
+    prog.partial = partial if run.ctx.is_main else {}
+    save_last(run)
+    return time.perf_counter() - paused
 
 
 def _warm_up(run: Run, t0: float) -> tuple[float, int]:
@@ -229,35 +239,49 @@ def run_epochs(run: Run) -> str:
         record = epoch_record(run, prog.epoch + 1, train, val, seconds, rate)
         if record["val_loss"] is None or not math.isfinite(record["val_loss"]):
             raise StopTraining(f"non-finite validation loss after epoch {prog.epoch + 1}")
-        for name, stats in record["thetas"].items():
-            collapsed = collapse_reason(
-                stats, max_outside=cfg.collapse_outside, min_scale=cfg.collapse_min_scale
-            )
-            if collapsed:
-                where = "" if len(record["thetas"]) == 1 else f" ({name})"
-                raise StopTraining(f"{collapsed}{where} after epoch {prog.epoch + 1}")
-        prog.epoch += 1
-        prog.batch_in_epoch = 0
-        prog.partial = {}
-        if hit_budget:
-            record["partial_epoch"] = True
-        improved = prog.best_val_top1 is None or record["val_top1"] > prog.best_val_top1
-        record["best"] = improved
-        prog.history.append(record)
-        run.board.epoch(record)  # before last.pt records the epoch: a resume purges, never gaps
-        if improved:
-            prog.best_epoch, prog.best_val_top1 = prog.epoch, record["val_top1"]
-            save_best(run)
-        save_last(run)
-        if run.ctx.is_main:
-            append_jsonl(run.out / METRICS, record)
-        run.board.picture(draw_transforms(run, f"e{prog.epoch:03d}"), prog.epoch)
-        run.console(epoch_line(record, cfg.max_epochs))
+        _stop_if_collapsed(run, record)
+        _close_epoch(run, record, hit_budget)
         if hit_budget:
             return f"max_steps ({cfg.max_steps}) reached"
         if stop := early_stop_reason(cfg, prog.history):
             return stop
     return f"max_epochs ({cfg.max_epochs}) reached"
+
+
+def _stop_if_collapsed(run: Run, record: dict[str, Any]) -> None:
+    """StopTraining when any transformer's θ collapsed (zoomed out to nothing, or looking
+    beside the image), naming it when there are several."""
+    cfg = run.config
+    for name, stats in record["thetas"].items():
+        collapsed = collapse_reason(
+            stats, max_outside=cfg.collapse_outside, min_scale=cfg.collapse_min_scale
+        )
+        if collapsed:
+            where = "" if len(record["thetas"]) == 1 else f" ({name})"
+            raise StopTraining(f"{collapsed}{where} after epoch {run.progress.epoch + 1}")
+
+
+def _close_epoch(run: Run, record: dict[str, Any], hit_budget: bool) -> None:
+    """Record a finished epoch: history, TensorBoard, best.pt when it improved, last.pt,
+    metrics.jsonl, its picture and its line."""
+    prog = run.progress
+    prog.epoch += 1
+    prog.batch_in_epoch = 0
+    prog.partial = {}
+    if hit_budget:
+        record["partial_epoch"] = True
+    improved = prog.best_val_top1 is None or record["val_top1"] > prog.best_val_top1
+    record["best"] = improved
+    prog.history.append(record)
+    run.board.epoch(record)  # before last.pt records the epoch: a resume purges, never gaps
+    if improved:
+        prog.best_epoch, prog.best_val_top1 = prog.epoch, record["val_top1"]
+        save_best(run)
+    save_last(run)
+    if run.ctx.is_main:
+        append_jsonl(run.out / METRICS, record)
+    run.board.picture(draw_transforms(run, f"e{prog.epoch:03d}"), prog.epoch)
+    run.console(epoch_line(record, run.config.max_epochs))
 
 
 def final_test(run: Run) -> tuple[dict[str, Any], dict[str, float | None]]:
@@ -311,27 +335,8 @@ def _main(
     check_inputs(config, texts)
     spec_text, more_texts = (texts[0] if texts else None), tuple(texts[1:])
 
-    try:
-        split_file = out / "split.json" if saved is not None else config.split_file
-        if dataset is None:
-            dataset = open_dataset(
-                config.dataset,
-                seed=config.seed,
-                image_size=resolve_image_size(config),
-                split_file=split_file,
-            )
-        elif split_file is not None:
-            from lstndsl.train.data import load_split
-
-            dataset = dataset.with_split(load_split(split_file, dataset), str(split_file))
-    except DatasetError as err:
-        raise UsageError(err.message) from err
+    dataset = open_data(config, out, saved, dataset)
     notes.extend(dataset.notes)
-    if config.theta_loss > 0 and not dataset.has_theta:
-        raise UsageError(
-            f"--theta-loss needs images whose transforms are known (the embedded digits); "
-            f"{config.dataset} has none"
-        )
 
     ckpt.seed_everything(config.seed)
     model = build_model(config, spec_text, dataset.num_classes, dataset.image_size, more_texts)
@@ -342,23 +347,9 @@ def _main(
             raise UsageError(err.message) from err
     check_can_learn(config, dataset, model, ctx.world_size)
     macs, macs_note = model_macs(model, dataset.image_size)
-    model = model.to(device)
-    if use_channels_last(device, config.channels_last, dataset.image_size):
-        model = model.to(memory_format=torch.channels_last)
-    net = dist.wrap(model, ctx, device)
-    if config.compile:
-        net = torch.compile(net)  # type: ignore[assignment]
+    model, net = place(model, config, ctx, device, dataset.image_size)
     optimizer = make_optimizer(model, config, device)
-    supervision = None
-    if config.theta_supervised and model.input_transformer is not None:
-        assert dataset.source.theta is not None
-        supervision = ThetaSupervision(
-            dataset.source.theta,
-            dataset.split["train"],
-            labels=config.theta_labels,
-            noise=config.theta_noise,
-            seed=config.seed,
-        )
+    supervision = theta_supervision(config, model, dataset)
     run = Run(
         config=config,
         ctx=ctx,
@@ -385,12 +376,7 @@ def _main(
         if ctx.is_main:
             write_jsonl(out / METRICS, run.progress.history)
     elif ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CONFIG).write_text(config.dumps(), encoding="utf-8")
-        dataset.write_split(out)
-        for name, text in zip(spec_copy_names(config.spec_paths), texts, strict=True):
-            (out / name).write_text(text, encoding="utf-8")
-        (out / METRICS).write_text("", encoding="utf-8")
+        first_files(out, config, dataset, texts)
     dist.barrier()
     if ctx.is_main:
         console.log_to(out / LOG)
