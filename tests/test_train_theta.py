@@ -197,3 +197,47 @@ def test_no_theta_labels_is_exactly_the_unsupervised_run(tmp_path: Path) -> None
     assert all(r["train_loss"] > r["train_ce"] for r in records)
     assert supervised["theta_labels"] == 1.0 and zero["theta_labels"] == 0.0
     assert numbers(tmp_path / "plain")[0]["train_theta_loss"] is None
+
+
+class FirstStep(BaseException):
+    """Ends a run at its first optimizer step, once the gradients are recorded."""
+
+
+def first_gradients(out: Path, data: Dataset, weight: float) -> dict[str, list[torch.Tensor]]:
+    """The gradients the first optimizer step of a run with θ-loss weight `weight` receives,
+    by parameter group (`stn`: every transformer's parameters; `backbone`)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    grads: dict[str, list[torch.Tensor]] = {}
+
+    def record(optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        for group in optimizer.param_groups:
+            grads[group["name"]] = [
+                torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in group["params"]
+            ]
+        raise FirstStep
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        with pytest.raises(FirstStep):
+            run(out, data, theta_loss=weight, max_epochs=1, limit_batches=1)
+    finally:
+        handle.remove()
+    return grads
+
+
+def test_the_theta_loss_weight_scales_the_gradient_the_transformer_receives(
+    tmp_path: Path,
+) -> None:
+    data = open_dataset("digits", seed=0, image_size=32)
+    g = {w: first_gradients(tmp_path / f"w{w}", data, w) for w in (0.0, 1.0, 3.0)}
+    # the same first batch and initial weights: the runs differ by W × the θ loss's gradient
+    for w in (1.0, 3.0):
+        for a, b in zip(g[w]["backbone"], g[0.0]["backbone"], strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-7)  # θ reaches no backbone weight
+    once, thrice = (
+        torch.cat([(a - b).flatten() for a, b in zip(g[w]["stn"], g[0.0]["stn"], strict=True)])
+        for w in (1.0, 3.0)
+    )
+    assert once.norm() > 1e-3  # the θ loss reaches the transformer...
+    assert float((thrice - 3 * once).norm() / thrice.norm()) < 1e-4  # ...3× as strongly at W=3
