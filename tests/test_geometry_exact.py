@@ -90,3 +90,26 @@ def test_a_shift_in_pixels_follows_the_convention(align_corners: bool, pixels: f
     torch.testing.assert_close(
         d, torch.full((2,), 1.55 if align_corners else 1.6), atol=1e-4, rtol=0
     )
+
+
+def test_distances_default_to_pixel_centres_and_keep_the_first_grids_dtype() -> None:
+    eye = torch.eye(2, 3).unsqueeze(0)
+    shifted = eye.clone()
+    shifted[:, 0, 2] = 0.1
+    a = geometry.grid(shifted, Transform(), (32, 128), False)
+    b = geometry.grid(eye.double(), Transform(), (32, 128), False)
+    d = geometry.grid_distance(a, b, (32, 128))  # align_corners False: 0.1·W/2 pixels
+    assert d.dtype == torch.float32
+    torch.testing.assert_close(d, torch.tensor([6.4]), atol=1e-4, rtol=0)
+    t = geometry.theta_distance(shifted, Transform(), eye.double(), (32, 128))
+    assert t.dtype == torch.float32
+    torch.testing.assert_close(t, torch.tensor([6.4]), atol=1e-4, rtol=0)
+
+
+def test_a_tps_grid_in_float64_stays_in_float64() -> None:
+    tps = Transform(kind="tps", points=(2, 3))
+    base = geometry.tps_base_points((2, 3), torch.empty(0, dtype=torch.float64))[None]
+    got = geometry.grid(base + 0.01, tps, (4, 6), align_corners=False)
+    assert got.dtype == torch.float64
+    want = F.affine_grid(torch.eye(2, 3, dtype=torch.float64)[None], [1, 1, 4, 6], False) + 0.01
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)  # the kernel is float32
