@@ -113,3 +113,9 @@ def test_a_tps_grid_in_float64_stays_in_float64() -> None:
     assert got.dtype == torch.float64
     want = F.affine_grid(torch.eye(2, 3, dtype=torch.float64)[None], [1, 1, 4, 6], False) + 0.01
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)  # the kernel is float32
+
+
+def test_the_affine_part_of_a_homography_is_its_top_two_rows() -> None:
+    h = torch.tensor(HOMOGRAPHIES, dtype=torch.float32)
+    got = geometry.affine_part(h, Transform(kind="projective"))
+    assert got.shape == (2, 2, 3) and torch.equal(got, h[:, :2, :])

@@ -34,6 +34,9 @@ def test_a_window_of_one_stops_after_the_first_epoch() -> None:
     assert stopping_epoch([50.0], window=1, tolerance=0.0, min_epochs=0) == 1
     assert stopping_epoch([50.0, 60.0], window=1, tolerance=0.0, min_epochs=2) is None
     assert stopping_epoch([], window=1, tolerance=0.0, min_epochs=0) is None
+    # never right after an improvement, from the second epoch on
+    assert not should_stop([50.0, 60.0], window=2, tolerance=100.0, min_epochs=0)
+    assert should_stop([60.0, 50.0], window=2, tolerance=100.0, min_epochs=0)
 
 
 TPS = Transform(kind="tps", points=(2, 4))
