@@ -420,3 +420,108 @@ def test_resume_of_a_run_without_a_checkpoint_starts_it_from_scratch(
         f"--resume: {out} holds no last.pt (its run never reached a checkpoint): starting it "
         "from scratch with its config.json\n"
     )
+
+
+# --- resume restores the random generators --------------------------------------------------------
+
+#: a localization net whose forward draws from the torch generator: dropout in a table row and
+#: in the head (a resume that loses the generator's state replays other masks)
+DROPOUT_SPEC = """\
+name: Dropout STN
+input: 32x32x3
+head: flatten -> fc 32 -> relu -> dropout 0.5 -> fc 6
+transform: affine
+
+| Type                     | Filter Shape | Output Shape | Parameters |
+|--------------------------|--------------|--------------|------------|
+| Conv + ReLU, Dropout 0.3 | 5x5x3x8      | 28x28x8      | 608        |
+| Max pool, stride 2       | 2x2x8x8      | 14x14x8      | 0          |
+| Total                    |              |              | 608        |
+"""
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL right after the first mid-epoch last.pt reached the disk."""
+
+
+def test_rng_state_round_trips_every_generator_through_a_checkpoint(tmp_path: Path) -> None:
+    import random
+
+    ckpt.seed_everything(5)
+    _ = (torch.rand(7), np.random.rand(7), random.random())  # somewhere past the seed
+    ckpt.save_atomic({"rng": ckpt.rng_state()}, tmp_path / "rng.pt")
+    expected = (torch.rand(5), np.random.rand(5), np.random.randn(3), random.random())
+    ckpt.seed_everything(6)  # every generator elsewhere
+    ckpt.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
+    again = (torch.rand(5), np.random.rand(5), np.random.randn(3), random.random())
+    assert torch.equal(again[0], expected[0])
+    assert np.array_equal(again[1], expected[1]) and np.array_equal(again[2], expected[2])
+    assert again[3] == expected[3]
+
+
+def test_seed_everything_seeds_every_generator() -> None:
+    import random
+
+    draws = []
+    for _ in range(2):
+        ckpt.seed_everything(11)
+        draws.append((torch.rand(3), np.random.rand(3), random.random()))
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][0], _torch_draw(11))
+    assert np.array_equal(draws[0][1], draws[1][1])
+    assert np.array_equal(draws[0][1], np.random.RandomState(11).rand(3))
+    assert draws[0][2] == draws[1][2] == random.Random(11).random()
+
+
+def _torch_draw(seed: int) -> torch.Tensor:
+    return torch.rand(3, generator=torch.Generator().manual_seed(seed))
+
+
+def test_a_resume_with_dropout_in_the_localization_net_is_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed right after its first mid-epoch checkpoint and resumed, a run whose localization
+    net draws dropout masks ends with the weights and metrics of the run never interrupted."""
+    from lstndsl.train.config import TrainConfig
+    from lstndsl.train.loop import main
+    from lstndsl.train.progress import Console
+
+    spec = tmp_path / "dropout.spec"
+    spec.write_text(DROPOUT_SPEC)
+    config = TrainConfig(
+        spec=str(spec),
+        backbone="test_resnet",
+        dataset=f"folder:{write_folder(tmp_path / 'data')}",  # 26 training images
+        image_size=32,
+        batch_size=4,
+        max_epochs=2,
+        limit_batches=4,
+        checkpoint_every=2,
+        pictures=0,
+    )
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    main(config.replace(out=str(straight)), console=Console(echo=False))
+
+    save = ckpt.save_atomic
+
+    def save_then_die(obj: dict[str, Any], path: Path) -> None:
+        save(obj, path)
+        if path.name == ckpt.LAST:
+            raise Killed
+
+    with monkeypatch.context() as mp:
+        mp.setattr(ckpt, "save_atomic", save_then_die)
+        with pytest.raises(Killed):
+            main(config.replace(out=str(broken)), console=Console(echo=False))
+    progress = ckpt.load(broken / ckpt.LAST)["progress"]
+    assert (progress["epoch"], progress["step"]) == (0, 2)  # mid-epoch: 2 of 4 batches done
+    torch.rand(100)  # the generator moves on (the process that resumes is another one)
+    resumed = main(config.replace(out=str(broken), resume=True), console=Console(echo=False))
+    assert resumed.exit_code == 0
+
+    weights = [ckpt.load(out / ckpt.LAST)["model"] for out in (straight, broken)]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert results(broken) == results(straight)
+    model = ckpt.rebuild_model(straight / ckpt.LAST)
+    dropouts = [type(m).__name__ for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(dropouts) == 2  # the row's and the head's

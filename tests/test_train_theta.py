@@ -197,3 +197,73 @@ def test_no_theta_labels_is_exactly_the_unsupervised_run(tmp_path: Path) -> None
     assert all(r["train_loss"] > r["train_ce"] for r in records)
     assert supervised["theta_labels"] == 1.0 and zero["theta_labels"] == 0.0
     assert numbers(tmp_path / "plain")[0]["train_theta_loss"] is None
+
+
+class FirstStep(BaseException):
+    """Ends a run at its first optimizer step, once the gradients are recorded."""
+
+
+def first_gradients(out: Path, data: Dataset, weight: float) -> dict[str, list[torch.Tensor]]:
+    """The gradients the first optimizer step of a run with θ-loss weight `weight` receives,
+    by parameter group (`stn`: every transformer's parameters; `backbone`)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    grads: dict[str, list[torch.Tensor]] = {}
+
+    def record(optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        for group in optimizer.param_groups:
+            grads[group["name"]] = [
+                torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in group["params"]
+            ]
+        raise FirstStep
+
+    handle = register_optimizer_step_pre_hook(record)
+    try:
+        with pytest.raises(FirstStep):
+            run(out, data, theta_loss=weight, max_epochs=1, limit_batches=1)
+    finally:
+        handle.remove()
+    return grads
+
+
+def test_the_theta_loss_weight_scales_the_gradient_the_transformer_receives(
+    tmp_path: Path,
+) -> None:
+    data = open_dataset("digits", seed=0, image_size=32)
+    g = {w: first_gradients(tmp_path / f"w{w}", data, w) for w in (0.0, 1.0, 3.0)}
+    # the same first batch and initial weights: the runs differ by W × the θ loss's gradient
+    for w in (1.0, 3.0):
+        for a, b in zip(g[w]["backbone"], g[0.0]["backbone"], strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-7)  # θ reaches no backbone weight
+    once, thrice = (
+        torch.cat([(a - b).flatten() for a, b in zip(g[w]["stn"], g[0.0]["stn"], strict=True)])
+        for w in (1.0, 3.0)
+    )
+    assert once.norm() > 1e-3  # the θ loss reaches the transformer...
+    assert float((thrice - 3 * once).norm() / thrice.norm()) < 1e-4  # ...3× as strongly at W=3
+
+
+def test_the_step_adds_the_weighted_theta_loss_to_the_cross_entropy() -> None:
+    """`step`'s loss is CE + W × θ loss, the θ loss of the input transformer's θ (0 without
+    supervision, whatever W)."""
+    from contextlib import nullcontext
+
+    from lstndsl.train.step import step
+
+    torch.manual_seed(0)
+    model = build(lstndsl.load(LSTN), backbone="test_resnet", num_classes=3, input_size=32)
+    assert isinstance(model, STNModel)
+    x, y, idx = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0]), torch.arange(4)
+    shifted = torch.eye(2, 3).repeat(4, 1, 1)
+    shifted[:, 0, 2] = 0.2  # ideal θ away from the fresh transformer's identity
+    sup = ThetaSupervision(shifted, idx.numpy(), labels=1.0, noise=0.0, seed=0)
+    kw: dict[str, Any] = {"amp": nullcontext, "size": (32, 32), "supervision": sup}
+    out = step(model, x, y, idx, theta_weight=3.0, supervised="input", **kw)
+    assert out.theta_loss is not None and int(out.labelled) == 4
+    # the fresh transformer samples at the identity: 0.2 units = 3.2 px = 0.2 half-images
+    assert float(out.theta_loss.detach()) == pytest.approx(0.2, abs=1e-5)
+    assert float(out.loss.detach()) == pytest.approx(float(out.ce.detach()) + 3 * 0.2, abs=1e-5)
+    plain = step(model, x, y, idx, supervised="input", **kw)  # W defaults to 0
+    assert float(plain.loss.detach()) == pytest.approx(float(plain.ce.detach()), abs=1e-6)
+    unsupervised = step(model, x, y, idx, amp=nullcontext, size=(32, 32), theta_weight=3.0)
+    assert unsupervised.theta_loss is None and torch.equal(unsupervised.loss, unsupervised.ce)
