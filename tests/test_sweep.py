@@ -79,6 +79,7 @@ def fake(seed: int, top1: float, theta: float | None) -> dict[str, Any]:
         "test_top1": top1,
         "test_top5": 99.0,
         "test_theta_error": theta,
+        "val_theta_error": None if theta is None else theta + 0.5,
         "selected_epoch": 3,
         "epochs": 5,
         "wall_time": 10.0,
@@ -98,14 +99,14 @@ def test_the_table_reports_mean_and_std_over_seeds() -> None:
     lines = table.splitlines()
     assert lines[0] == (
         "| Model | Parameters | MACs | Val top-1 (%) | Test top-1 (%) | Test top-5 (%) "
-        "| θ error (px) | Epochs |"
+        "| θ error (px) | Epochs | Val θ error (px) | Wall time (min) |"
     )
     assert lines[2] == (
         "| resnet18 alone | 11.2M | 1.84G | 93.00 ± 2.00 | 92.00 ± 2.00 | 99.00 ± 0.00 | – "
-        "| 5.0 ± 0.0 |"
+        "| 5.0 ± 0.0 | – | 0.2 ± 0.0 |"
     )
     assert lines[3].startswith("| resnet18 + L-STN | 11.2M | 1.84G | 97.00 ± 1.00 | 96.00 ± 1.00")
-    assert "| 2.00 ± 1.00 |" in lines[3]
+    assert "| 2.00 ± 1.00 |" in lines[3] and lines[3].endswith("| 2.50 ± 1.00 | 0.2 ± 0.0 |")
     assert "mean ± sample standard deviation over 3 seeds (0, 1, 2)" in table
 
 

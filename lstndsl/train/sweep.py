@@ -358,6 +358,7 @@ MEASURES = (
     "test_top1",
     "test_top5",
     "test_theta_error",
+    "val_theta_error",
     "selected_epoch",
     "epochs",
     "wall_time",
@@ -429,6 +430,9 @@ def markdown(rows: Sequence[dict[str, Any]], base: TrainConfig, seeds: Sequence[
     if theta:
         head.append("θ error (px)")
     head.append("Epochs")
+    if theta:
+        head.append("Val θ error (px)")
+    head.append("Wall time (min)")
     lines = [
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
@@ -445,6 +449,11 @@ def markdown(rows: Sequence[dict[str, Any]], base: TrainConfig, seeds: Sequence[
         if theta:
             cells.append(_pm(r["test_theta_error"]))
         cells.append(_pm(r["epochs"], 1))
+        if theta:
+            cells.append(_pm(r["val_theta_error"]))
+        wall = r["wall_time"]
+        minutes = {k: (v / 60 if k != "n" and v is not None else v) for k, v in wall.items()}
+        cells.append(_pm(minutes, 1))
         lines.append("| " + " | ".join(cells) + " |")
     n = len(seeds)
     spread = (
