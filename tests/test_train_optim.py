@@ -231,32 +231,25 @@ def test_the_plan_line_names_optimizer_and_schedule() -> None:
     )
 
 
+def one_epoch(base: Path, *flags: str) -> list[str]:
+    """argv of a one-epoch run on the tiny folder data (2 batches of 4) into base/run."""
+    data = write_folder(base / "data")
+    return [
+        "train",
+        str(STN),
+        *FAST,
+        *("--dataset", f"folder:{data}", "--batch-size", "4", "--limit-batches", "2"),
+        *("--max-epochs", "1", *flags, "--out", str(base / "run")),
+    ]
+
+
 @pytest.fixture(scope="module")
 def cosine_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     """A finished one-epoch run under SGD + cosine on the tiny folder data (2 batches of 4)."""
     from lstndsl.cli import main
 
     base = tmp_path_factory.mktemp("cosine")
-    data = write_folder(base / "data")
-    args = [
-        "train",
-        str(STN),
-        *FAST,
-        "--dataset",
-        f"folder:{data}",
-        "--batch-size",
-        "4",
-        "--limit-batches",
-        "2",
-        "--max-epochs",
-        "1",
-        "--optimizer",
-        "sgd",
-        "--schedule",
-        "cosine",
-        "--out",
-        str(base / "run"),
-    ]
+    args = one_epoch(base, "--optimizer", "sgd", "--schedule", "cosine")
     assert main(args) == 0
     return base / "run", args
 
@@ -288,28 +281,7 @@ def test_resume_under_cosine_refuses_a_new_budget(
 def test_resume_under_a_step_schedule_may_extend_the_budget(
     cli: Callable[..., Any], tmp_path: Path
 ) -> None:
-    data = write_folder(tmp_path / "data")
-    args = [
-        "train",
-        STN,
-        *FAST,
-        "--dataset",
-        f"folder:{data}",
-        "--batch-size",
-        "4",
-        "--limit-batches",
-        "2",
-        "--max-epochs",
-        "1",
-        "--schedule",
-        "step",
-        "--step-epochs",
-        "1",
-        "--step-gamma",
-        "0.5",
-        "--out",
-        tmp_path / "run",
-    ]
+    args = one_epoch(tmp_path, "--schedule", "step", "--step-epochs", "1", "--step-gamma", "0.5")
     assert cli(*args).code == 0
     result = cli(*args, "--resume", "--max-epochs", "2")
     assert result.code == 0, result.err
